@@ -1,0 +1,435 @@
+"""Trainer base classes (upstream ``dassl.engine.trainer``).
+
+A trainer is a set of hooks: ``build_model`` registers the trainable modules,
+``forward_backward`` runs one step, ``model_inference`` gives logits. The loop,
+logging, checkpoints, resumption and evaluation live here.
+
+Beyond upstream (no signature changes):
+- every epoch ends with a checkpoint that an interrupted run resumes from; it
+  holds every random state (Python, NumPy, torch) and the best validation
+  result, so that a resumed run ends with exactly the weights of an
+  uninterrupted one. The per-epoch file is removed again at the next epoch
+  unless TRAIN.CHECKPOINT_FREQ keeps it, so the folder ends as upstream's would;
+- evaluation shows a progress bar.
+"""
+import datetime
+import os
+import os.path as osp
+import time
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from dassl.data import DataManager
+from dassl.evaluation import build_evaluator
+from dassl.utils import (
+    AverageMeter,
+    MetricMeter,
+    get_rng_state,
+    load_checkpoint,
+    mkdir_if_missing,
+    resume_from_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    tolist_if_not,
+)
+
+
+class TrainerBase:
+    """Registered models, their optimizers and schedulers, and the epoch loop."""
+
+    def __init__(self):
+        self._models = OrderedDict()
+        self._optims = OrderedDict()
+        self._scheds = OrderedDict()
+        self._writer = None
+
+    def register_model(self, name="model", model=None, optim=None, sched=None):
+        if self.__dict__.get("_models") is None:
+            raise AttributeError("Cannot assign model before super().__init__() call")
+        if self.__dict__.get("_optims") is None:
+            raise AttributeError("Cannot assign optim before super().__init__() call")
+        if self.__dict__.get("_scheds") is None:
+            raise AttributeError("Cannot assign sched before super().__init__() call")
+        assert name not in self._models, "Found duplicate model names"
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def get_model_names(self, names=None):
+        names_real = list(self._models.keys())
+        if names is not None:
+            names = tolist_if_not(names)
+            for name in names:
+                assert name in names_real, f"Unknown model name [{name}]; registered: {names_real}"
+            return names
+        return names_real
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume_state(self):
+        """Extra state stored in every checkpoint so that a run resumes exactly."""
+        return {"rng_state": get_rng_state(), "best_result": getattr(self, "best_result", None)}
+
+    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        names = self.get_model_names()
+        extra = self.resume_state()
+        for name in names:
+            model_dict = self._models[name].state_dict()
+            optim_dict = self._optims[name].state_dict() if self._optims[name] is not None else None
+            sched_dict = self._scheds[name].state_dict() if self._scheds[name] is not None else None
+            state = {
+                "state_dict": model_dict,
+                "epoch": epoch + 1,
+                "optimizer": optim_dict,
+                "scheduler": sched_dict,
+                "val_result": val_result,
+            }
+            state.update(extra)
+            save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
+
+    def resume_model_if_exist(self, directory):
+        names = self.get_model_names()
+        if not names or any(
+            not osp.exists(osp.join(directory, name, "checkpoint")) for name in names
+        ):
+            print("No checkpoint found, train from scratch")
+            return 0
+
+        print(f"Found checkpoint at {directory} (will resume training)")
+        start_epoch = 0
+        for name in names:
+            path = osp.join(directory, name)
+            start_epoch = resume_from_checkpoint(
+                path, self._models[name], self._optims[name], self._scheds[name]
+            )
+        # Our checkpoints also carry the random state of the moment they were
+        # written; restoring it makes the resumed epochs draw what the
+        # uninterrupted run drew (sampler order, augmentations, dropout).
+        with open(osp.join(directory, names[0], "checkpoint")) as f:
+            latest = osp.join(directory, names[0], f.readline().strip())
+        checkpoint = load_checkpoint(latest)
+        if "rng_state" in checkpoint:
+            set_rng_state(checkpoint["rng_state"])
+            print("Restored the random state of the checkpoint")
+        if checkpoint.get("best_result") is not None:
+            self.best_result = checkpoint["best_result"]
+        return start_epoch
+
+    def load_model(self, directory, epoch=None):
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+
+        names = self.get_model_names()
+        model_file = "model-best.pth.tar"
+        if epoch is not None:
+            model_file = "model.pth.tar-" + str(epoch)
+
+        for name in names:
+            model_path = osp.join(directory, name, model_file)
+            if not osp.exists(model_path):
+                raise FileNotFoundError(f'Model not found at "{model_path}"')
+            checkpoint = load_checkpoint(model_path)
+            state_dict = checkpoint["state_dict"]
+            epoch = checkpoint["epoch"]
+            val_result = checkpoint.get("val_result")
+            val_text = "None" if val_result is None else f"{val_result:.1f}"
+            print(f'Load {model_path} to {name} (epoch={epoch}, val_result={val_text})')
+            self._models[name].load_state_dict(state_dict)
+
+    # ------------------------------------------------------------------ modes and steps
+    def set_model_mode(self, mode="train", names=None):
+        names = self.get_model_names(names)
+        for name in names:
+            if mode == "train":
+                self._models[name].train()
+            elif mode in ["test", "eval"]:
+                self._models[name].eval()
+            else:
+                raise KeyError(f"Unknown model mode [{mode}]; use 'train' or 'eval'")
+
+    def update_lr(self, names=None):
+        names = self.get_model_names(names)
+        for name in names:
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def detect_anomaly(self, loss):
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError("Loss is infinite or NaN!")
+
+    def init_writer(self, log_dir):
+        if self.__dict__.get("_writer") is None or self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            print(f"Initialize tensorboard (log_dir={log_dir})")
+            self._writer = SummaryWriter(log_dir=log_dir)
+
+    def close_writer(self):
+        if self._writer is not None:
+            self._writer.close()
+
+    def write_scalar(self, tag, scalar_value, global_step=None):
+        if self._writer is not None:
+            self._writer.add_scalar(tag, scalar_value, global_step)
+
+    def train(self, start_epoch, max_epoch):
+        """Generic training loop."""
+        self.start_epoch = start_epoch
+        self.max_epoch = max_epoch
+
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.before_epoch()
+            self.run_epoch()
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_epoch(self):
+        pass
+
+    def after_epoch(self):
+        pass
+
+    def run_epoch(self):
+        raise NotImplementedError
+
+    def test(self):
+        raise NotImplementedError
+
+    def parse_batch_train(self, batch):
+        raise NotImplementedError
+
+    def parse_batch_test(self, batch):
+        raise NotImplementedError
+
+    def forward_backward(self, batch):
+        raise NotImplementedError
+
+    def model_inference(self, input):
+        raise NotImplementedError
+
+    def model_zero_grad(self, names=None):
+        names = self.get_model_names(names)
+        for name in names:
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad()
+
+    def model_backward(self, loss):
+        self.detect_anomaly(loss)
+        loss.backward()
+
+    def model_update(self, names=None):
+        names = self.get_model_names(names)
+        for name in names:
+            if self._optims[name] is not None:
+                self._optims[name].step()
+
+    def model_backward_and_update(self, loss, names=None):
+        self.model_zero_grad(names)
+        self.model_backward(loss)
+        self.model_update(names)
+
+
+class SimpleTrainer(TrainerBase):
+    """A trainer with one data manager, an evaluator and the standard hooks."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.check_cfg(cfg)
+
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            self.device = torch.device("cuda")
+        else:
+            self.device = torch.device("cpu")
+
+        # Save as attributes some frequently used variables
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.output_dir = cfg.OUTPUT_DIR
+
+        self.cfg = cfg
+        self.build_data_loader()
+        self.build_model()
+        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+        self.best_result = -np.inf
+
+    def check_cfg(self, cfg):
+        """Check whether some variables are set correctly for the trainer
+        (e.g. a trainer that needs a particular sampler)."""
+        pass
+
+    def build_data_loader(self):
+        """Create the data loaders (override to build them differently)."""
+        dm = DataManager(self.cfg)
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u  # optional, can be None
+        self.val_loader = dm.val_loader  # optional, can be None
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname  # dict {label: classname}
+        self.dm = dm
+
+    def build_model(self):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement build_model(): this compact dassl/ has no "
+            "backbone zoo (SimpleNet); build the model and call self.register_model(...)"
+        )
+
+    def train(self):
+        super().train(self.start_epoch, self.max_epoch)
+
+    def before_train(self):
+        directory = self.cfg.OUTPUT_DIR
+        if self.cfg.RESUME:
+            directory = self.cfg.RESUME
+        self.start_epoch = self.resume_model_if_exist(directory)
+
+        writer_dir = osp.join(self.output_dir, "tensorboard")
+        mkdir_if_missing(writer_dir)
+        self.init_writer(writer_dir)
+
+        self.time_start = time.time()
+
+    def after_train(self):
+        print("Finish training")
+
+        do_test = not self.cfg.TEST.NO_TEST
+        if do_test:
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                print("Deploy the model with the best val performance")
+                self.load_model(self.output_dir)
+            else:
+                print("Deploy the last-epoch model")
+            self.test()
+
+        elapsed = round(time.time() - self.time_start)
+        elapsed = str(datetime.timedelta(seconds=elapsed))
+        print(f"Elapsed: {elapsed}")
+
+        self.close_writer()
+
+    def after_epoch(self):
+        do_test = not self.cfg.TEST.NO_TEST
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+
+        if do_test and self.cfg.TEST.FINAL_MODEL == "best_val":
+            curr_result = self.test(split="val")
+            is_best = curr_result > self.best_result
+            if is_best:
+                self.best_result = curr_result
+                self.save_model(self.epoch, self.output_dir, val_result=curr_result,
+                                model_name="model-best.pth.tar")
+
+        # Upstream saves only on CHECKPOINT_FREQ and at the last epoch. We save
+        # every epoch so that an interrupted run can resume, then remove the
+        # previous epoch's file where upstream would not have written it.
+        self.save_model(self.epoch, self.output_dir)
+        previous = self.epoch  # the epoch count of the previous checkpoint
+        kept = freq > 0 and previous % freq == 0
+        if previous >= 1 and not kept:
+            for name in self.get_model_names():
+                path = osp.join(self.output_dir, name, f"model.pth.tar-{previous}")
+                if osp.exists(path):
+                    os.remove(path)
+
+    @torch.no_grad()
+    def test(self, split=None):
+        """A generic testing pipeline."""
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+
+        if split is None:
+            split = self.cfg.TEST.SPLIT
+
+        if split == "val" and self.val_loader is not None:
+            data_loader = self.val_loader
+        else:
+            split = "test"  # in case val_loader is None
+            data_loader = self.test_loader
+
+        print(f"Evaluate on the *{split}* set")
+
+        for batch_idx, batch in enumerate(tqdm(data_loader, desc=f"eval {split}", unit="batch")):
+            input, label = self.parse_batch_test(batch)
+            output = self.model_inference(input)
+            self.evaluator.process(output, label)
+
+        results = self.evaluator.evaluate()
+
+        for k, v in results.items():
+            tag = f"{split}/{k}"
+            self.write_scalar(tag, v, self.epoch)
+
+        return list(results.values())[0]
+
+    def model_inference(self, input):
+        return self.model(input)
+
+    def parse_batch_test(self, batch):
+        input = batch["img"].to(self.device)
+        label = batch["label"].to(self.device)
+        return input, label
+
+    def get_current_lr(self, names=None):
+        names = self.get_model_names(names)
+        name = names[0]
+        return self._optims[name].param_groups[0]["lr"]
+
+
+class TrainerX(SimpleTrainer):
+    """A base trainer using labelled data only."""
+
+    def run_epoch(self):
+        self.set_model_mode("train")
+        losses = MetricMeter()
+        batch_time = AverageMeter()
+        data_time = AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+
+        end = time.time()
+        for self.batch_idx, batch in enumerate(self.train_loader_x):
+            data_time.update(time.time() - end)
+            loss_summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            losses.update(loss_summary)
+
+            meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
+            only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
+            if meet_freq or only_few_batches:
+                nb_remain = self.num_batches - self.batch_idx - 1
+                nb_remain += (self.max_epoch - self.epoch - 1) * self.num_batches
+                eta = str(datetime.timedelta(seconds=int(batch_time.avg * nb_remain)))
+                info = [
+                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
+                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
+                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
+                    f"{losses}",
+                    f"lr {self.get_current_lr():.4e}",
+                    f"eta {eta}",
+                ]
+                print(" ".join(info))
+
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for name, meter in losses.meters.items():
+                self.write_scalar("train/" + name, meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+
+            end = time.time()
+
+    def parse_batch_train(self, batch):
+        input = batch["img"].to(self.device)
+        label = batch["label"].to(self.device)
+        domain = batch["domain"].to(self.device)
+        return input, label, domain

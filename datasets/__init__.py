@@ -1,0 +1,1 @@
+"""Benchmark loaders, each registered in Dassl's DATASET_REGISTRY on import."""

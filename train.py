@@ -1,0 +1,233 @@
+"""Train or evaluate a registered trainer on a registered dataset.
+
+The command line is CoOp's:
+
+    python train.py --root DATA --seed 1 --trainer CoOp \
+        --dataset-config-file configs/datasets/caltech101.yaml \
+        --config-file configs/trainers/CoOp/rn50.yaml \
+        --output-dir output/caltech101/CoOp/rn50/seed1 \
+        DATASET.NUM_SHOTS 16
+
+Config = Dassl defaults + ``extend_cfg``, then the dataset file, the method
+file, the flags, then the trailing ``KEY VALUE`` overrides.
+"""
+import argparse
+import difflib
+import glob
+import os.path as osp
+import sys
+
+import torch
+from dassl.config import get_cfg_default
+from dassl.data.datasets import DATASET_REGISTRY
+from dassl.engine import TRAINER_REGISTRY, build_trainer
+from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger
+
+import datasets  # noqa: F401  (registers the datasets)
+import trainers  # noqa: F401  (registers the trainers)
+from trainers.defaults import extend_cfg
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the configuration: reported without a traceback."""
+
+
+def print_args(args, cfg):
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(args.__dict__):
+        print(f"{key}: {args.__dict__[key]}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg)
+
+
+def reset_cfg(cfg, args):
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+    if args.output_dir:
+        cfg.OUTPUT_DIR = args.output_dir
+    if args.resume:
+        cfg.RESUME = args.resume
+    # CoOp quirk kept: "--seed 0" is falsy and leaves SEED at -1 (not seeded).
+    if args.seed:
+        cfg.SEED = args.seed
+    if args.source_domains:
+        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
+    if args.target_domains:
+        cfg.DATASET.TARGET_DOMAINS = args.target_domains
+    if args.transforms:
+        cfg.INPUT.TRANSFORMS = args.transforms
+    if args.trainer:
+        cfg.TRAINER.NAME = args.trainer
+    if args.backbone:
+        cfg.MODEL.BACKBONE.NAME = args.backbone
+    if args.head:
+        cfg.MODEL.HEAD.NAME = args.head
+
+
+def _all_keys(node, prefix=""):
+    for key, value in node.items():
+        full = prefix + key
+        if hasattr(value, "items"):
+            yield from _all_keys(value, full + ".")
+        else:
+            yield full
+
+
+def _merge_file(cfg, path, flag):
+    if not osp.isfile(path):
+        raise UsageError(f"{flag}: config file not found: {path}")
+    try:
+        cfg.merge_from_file(path)
+    except (KeyError, AssertionError) as e:
+        raise UsageError(f"{flag} {path}: {_explain_key_error(cfg, e)}") from None
+    except ValueError as e:
+        raise UsageError(f"{flag} {path}: {e}") from None
+
+
+def _explain_key_error(cfg, error):
+    message = str(error.args[0]) if error.args else str(error)
+    if "Non-existent" not in message:
+        return message
+    key = message.split(":")[-1].strip()
+    close = difflib.get_close_matches(key, list(_all_keys(cfg)), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown config key {key}{hint}"
+
+
+def setup_cfg(args):
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    if args.dataset_config_file:
+        _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
+    if args.config_file:
+        _merge_file(cfg, args.config_file, "--config-file")
+    reset_cfg(cfg, args)
+    if len(args.opts) % 2 != 0:
+        raise UsageError(
+            f"trailing overrides must be KEY VALUE pairs; got an odd list: {args.opts}"
+        )
+    try:
+        cfg.merge_from_list(args.opts)
+    except (KeyError, AssertionError) as e:  # yacs asserts "Non-existent key: ..."
+        raise UsageError(f"override: {_explain_key_error(cfg, e)}") from None
+    except ValueError as e:
+        raise UsageError(f"override: {e}") from None
+    cfg.freeze()
+    return cfg
+
+
+def check_names(cfg):
+    """Unknown trainer or dataset names fail before any work is done."""
+    try:
+        check_availability(cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names())
+    except ValueError as e:
+        raise UsageError(f"unknown trainer (--trainer / TRAINER.NAME): {e}") from None
+    try:
+        check_availability(cfg.DATASET.NAME, DATASET_REGISTRY.registered_names())
+    except ValueError as e:
+        raise UsageError(f"unknown dataset (DATASET.NAME): {e}") from None
+
+
+def finished_epochs(output_dir):
+    """The epoch count of the latest checkpoint in ``output_dir`` (0 if none)."""
+    latest = 0
+    for pointer in glob.glob(osp.join(output_dir, "*", "checkpoint")):
+        with open(pointer) as f:
+            name = f.readline().strip()
+        if name.startswith("model.pth.tar-"):
+            latest = max(latest, int(name.rsplit("-", 1)[1]))
+    return latest
+
+
+def check_output_dir(cfg, args):
+    """Never overwrite another run: an unfinished run resumes (the trainer
+    loads its checkpoints); a finished one is refused."""
+    if args.eval_only or args.no_train:
+        return
+    done = finished_epochs(cfg.RESUME or cfg.OUTPUT_DIR)
+    if done >= cfg.OPTIM.MAX_EPOCH:
+        raise UsageError(
+            f"{cfg.OUTPUT_DIR} already holds a finished run ({done} of {cfg.OPTIM.MAX_EPOCH} "
+            "epochs). Choose another --output-dir, or delete that folder to train again; "
+            "to evaluate it use --eval-only --model-dir " + cfg.OUTPUT_DIR
+        )
+    if done > 0:
+        print(f"Resuming the unfinished run in {cfg.OUTPUT_DIR} after epoch {done}")
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    check_names(cfg)
+    check_output_dir(cfg, args)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+
+    if torch.cuda.is_available() and cfg.USE_CUDA:
+        torch.backends.cudnn.benchmark = True
+
+    print_args(args, cfg)
+    print("Collecting env info ...")
+    print(f"** System info **\n{collect_env_info()}\n")
+
+    trainer = build_trainer(cfg)
+
+    if args.eval_only:
+        if not args.model_dir and trainer.get_model_names():
+            raise UsageError(
+                "--eval-only needs --model-dir DIR, the output folder of a training run, to "
+                f"load the trained weights of {trainer.get_model_names()} (add --load-epoch N "
+                "for a given epoch)"
+            )
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+        return
+
+    if not args.no_train:
+        trainer.train()
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=str, default="", help="path to dataset")
+    parser.add_argument("--output-dir", type=str, default="", help="output directory")
+    parser.add_argument("--resume", type=str, default="",
+                        help="checkpoint directory (from which the training resumes)")
+    parser.add_argument("--seed", type=int, default=-1,
+                        help="only positive value enables a fixed seed")
+    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    parser.add_argument("--config-file", type=str, default="", help="path to config file")
+    parser.add_argument("--dataset-config-file", type=str, default="",
+                        help="path to config file for dataset setup")
+    parser.add_argument("--trainer", type=str, default="", help="name of trainer")
+    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    parser.add_argument("--head", type=str, default="", help="name of head")
+    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
+    parser.add_argument("--model-dir", type=str, default="",
+                        help="load model from this directory for eval-only mode")
+    parser.add_argument("--load-epoch", type=int,
+                        help="load model weights at this epoch for evaluation")
+    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
+                        help="modify config options using the command-line")
+    return parser
+
+
+def run(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        main(args)
+    except UsageError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()
