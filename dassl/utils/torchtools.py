@@ -82,21 +82,20 @@ def load_checkpoint(fpath):
         raise FileNotFoundError(f'File is not found at "{fpath}"')
     map_location = None if torch.cuda.is_available() else "cpu"
     try:
-        return torch.load(fpath, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as safe_error:
-        # Upstream Dassl pickles its warm-up scheduler (with the optimizer inside)
-        # into "scheduler"; such files need a full unpickle. Only do that for
-        # files that are valid torch archives, i.e. the safe loader understood
-        # the container but refused a global.
-        if "weights_only" not in str(safe_error) and "Unsupported global" not in str(safe_error):
-            raise RuntimeError(f'"{fpath}" is not a readable checkpoint: {safe_error}') from safe_error
-        print(f'Note: "{fpath}" holds pickled Python objects (written by upstream Dassl?); '
-              "loading it with weights_only=False")
-        return torch.load(fpath, map_location=map_location, weights_only=False)
+        try:
+            return torch.load(fpath, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            # Upstream Dassl pickles its warm-up scheduler (with the optimizer
+            # inside) into "scheduler"; such files need a full unpickle, which is
+            # what upstream itself does for every checkpoint.
+            checkpoint = torch.load(fpath, map_location=map_location, weights_only=False)
+            print(f'Note: "{fpath}" holds pickled Python objects (written by upstream Dassl?); '
+                  "loaded with weights_only=False")
+            return checkpoint
     except Exception as e:
         raise RuntimeError(
             f'Unable to load checkpoint from "{fpath}": the file is corrupt or not a '
-            f"PyTorch checkpoint ({type(e).__name__}: {e})"
+            f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
         ) from e
 
 
