@@ -1,0 +1,6 @@
+"""OpenAI's CLIP, reimplemented: same module names, same state-dict keys, same numbers.
+
+``from clip import clip`` gives ``clip.load``, ``clip.tokenize``, ``clip.build_model``,
+``clip._MODELS`` and ``clip._download``, as CoOp-family trainers expect.
+"""
+from .clip import *  # noqa: F401,F403
