@@ -1,0 +1,92 @@
+import os
+import os.path as osp
+from collections import OrderedDict
+
+from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.utils import listdir_nohidden, mkdir_if_missing
+
+from .benchmark import (Benchmark, dataset_root, read_lines, read_pickle, require_layout,
+                        subsample_classes, write_pickle)
+
+
+def read_classnames(text_file):
+    """wnid -> name, in file order, from ``<wnid> <name words>`` lines."""
+    classnames = OrderedDict()
+    for line in read_lines(text_file):
+        parts = line.strip().split(" ")
+        classnames[parts[0]] = " ".join(parts[1:])
+    return classnames
+
+
+def read_wnid_folders(image_dir, classnames, folders):
+    """Items of ``folders`` (wnid folders of ``image_dir``) labelled by position."""
+    items = []
+    for label, folder in enumerate(folders):
+        if folder not in classnames:
+            raise KeyError(f"{osp.join(image_dir, folder)} has no entry in classnames.txt")
+        for imname in listdir_nohidden(osp.join(image_dir, folder)):
+            items.append(Datum(impath=osp.join(image_dir, folder, imname), label=label,
+                               classname=classnames[folder]))
+    return items
+
+
+@DATASET_REGISTRY.register()
+class ImageNet(Benchmark):
+    """images/train is train; images/val is test and val. The scanned lists are
+    frozen in preprocessed.pkl (never invalidated, as upstream)."""
+
+    dataset_dir = "imagenet"
+    image_folder = "images"
+    section = "ImageNet"
+    sample_val = False
+
+    def __init__(self, cfg):
+        self.dataset_dir = osp.join(dataset_root(cfg), type(self).dataset_dir)
+        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
+        self.preprocessed = osp.join(self.dataset_dir, "preprocessed.pkl")
+        self.split_fewshot_dir = osp.join(self.dataset_dir, "split_fewshot")
+        if not osp.exists(self.preprocessed):
+            require_layout("ImageNet", self.dataset_dir,
+                           ["classnames.txt", "images/train", "images/val"], self.section)
+        mkdir_if_missing(self.split_fewshot_dir)
+
+        if osp.exists(self.preprocessed):
+            data = read_pickle(self.preprocessed)
+            train, test = data["train"], data["test"]
+        else:
+            classnames = read_classnames(osp.join(self.dataset_dir, "classnames.txt"))
+            train = self.read_data(classnames, "train")
+            test = self.read_data(classnames, "val")
+            write_pickle({"train": train, "test": test}, self.preprocessed)
+
+        train, _ = self.fewshot(cfg, train, None)
+        train, test = subsample_classes(train, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        DatasetBase.__init__(self, train_x=train, val=test, test=test)
+
+    def read_data(self, classnames, split_dir):
+        split_dir = osp.join(self.image_dir, split_dir)
+        # Every sub-directory is a class, hidden ones included (upstream behaviour).
+        folders = sorted(f.name for f in os.scandir(split_dir) if f.is_dir())
+        return read_wnid_folders(split_dir, classnames, folders)
+
+
+class ImageNetVariant(DatasetBase):
+    """Test-only ImageNet variants: no split, no few-shot, no base/new; train_x
+    and test are the same list."""
+
+    image_folder = ""
+    section = ""
+    ignored = ("README.txt",)
+
+    def __init__(self, cfg):
+        self.dataset_dir = osp.join(dataset_root(cfg), type(self).dataset_dir)
+        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
+        require_layout(type(self).__name__, self.dataset_dir,
+                       ["classnames.txt", self.image_folder], self.section)
+        classnames = read_classnames(osp.join(self.dataset_dir, "classnames.txt"))
+        data = self.read_data(classnames)
+        super().__init__(train_x=data, test=data)
+
+    def read_data(self, classnames):
+        folders = [f for f in listdir_nohidden(self.image_dir, sort=True) if f not in self.ignored]
+        return read_wnid_folders(self.image_dir, classnames, folders)
