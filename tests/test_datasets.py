@@ -210,3 +210,17 @@ def test_corrupt_split_file_and_missing_image_name_the_files(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         build("DescribableTextures", tmp_path)
     assert "split_zhou_DescribableTextures.json" in str(info.value) and first in str(info.value)
+
+
+def test_train_py_runs_on_a_benchmark_loader(tmp_path):
+    from tests.conftest import run_cli
+
+    dataset_trees.caltech101(str(tmp_path / "data"), per_class=9)
+    out = str(tmp_path / "run")
+    proc = run_cli(["--root", tmp_path / "data", "--seed", 1, "--trainer", "ToyLinear",
+                    "--dataset-config-file", "configs/datasets/caltech101.yaml",
+                    "--config-file", "configs/toy/toy_linear.yaml", "--output-dir", out,
+                    "DATASET.NUM_SHOTS", "2", "DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert "# classes  2" in proc.stdout and "# train_x  4" in proc.stdout
+    assert osp.exists(osp.join(tmp_path, "data", "caltech-101", "split_fewshot",
+                               "shot_2-seed_1.pkl"))
