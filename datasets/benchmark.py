@@ -12,11 +12,11 @@ import os.path as osp
 import pickle
 import random
 import re
+import tempfile
 from collections import defaultdict
 
 from dassl.data.datasets import Datum, DatasetBase
 from dassl.utils import listdir_nohidden, mkdir_if_missing, read_json, write_json
-from dassl.utils.tools import atomic_write
 
 SUBSAMPLE_CHOICES = ["all", "base", "new"]
 
@@ -154,8 +154,18 @@ def subsample_classes(*args, subsample="all"):
 
 
 def write_pickle(obj, fpath):
-    with atomic_write(fpath, "wb") as f:
-        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    """Pickle to a temporary file renamed over ``fpath``: a crash mid-write never
+    leaves a truncated cache that later runs would trust. (Written here rather
+    than with a dassl helper so that the loaders also run on upstream Dassl.)"""
+    folder = osp.dirname(fpath)
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp_path, fpath)
+    finally:
+        if osp.exists(tmp_path):
+            os.unlink(tmp_path)
 
 
 def read_pickle(fpath):

@@ -1,6 +1,6 @@
 """Name -> class registries filled by a decorator (``@REGISTRY.register()``)."""
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "build_from_registry"]
 
 
 class Registry:
@@ -36,3 +36,17 @@ class Registry:
 
     def registered_names(self):
         return list(self._obj_map.keys())
+
+
+def build_from_registry(registry, name, what, *args, verbose=True, **kwargs):
+    """Instantiate ``registry``'s entry ``name``; an unknown name raises
+    ValueError naming ``what`` (e.g. the config key) and the registered names."""
+    from .tools import check_availability
+
+    try:
+        check_availability(name, registry.registered_names())
+    except ValueError as e:
+        raise ValueError(f"Unknown {what}: {e}") from None
+    if verbose:
+        print(f"Loading {what.split(' ')[0]}: {name}")
+    return registry.get(name)(*args, **kwargs)

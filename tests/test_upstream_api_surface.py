@@ -1,0 +1,40 @@
+"""Our datasets, trainers, tools and train.py import from dassl only what upstream
+Dassl.pytorch also offers, so they run unchanged on it."""
+import ast
+import glob
+import os.path as osp
+
+from tests.conftest import REPO
+
+UPSTREAM_NAMES = {
+    "dassl.config": {"get_cfg_default"},
+    "dassl.engine": {"TRAINER_REGISTRY", "TrainerX", "build_trainer"},
+    "dassl.data": {"DataManager", "DatasetWrapper"},
+    "dassl.data.datasets": {"DATASET_REGISTRY", "Datum", "DatasetBase", "build_dataset"},
+    "dassl.data.transforms": {"build_transform"},
+    "dassl.optim": {"build_optimizer", "build_lr_scheduler"},
+    "dassl.metrics": {"compute_accuracy"},
+    "dassl.evaluation": {"build_evaluator"},
+    "dassl.utils": {"setup_logger", "set_random_seed", "collect_env_info", "mkdir_if_missing",
+                    "listdir_nohidden", "read_json", "write_json", "check_isfile",
+                    "load_pretrained_weights", "load_checkpoint", "save_checkpoint",
+                    "count_num_param", "check_availability"},
+}
+
+
+def test_only_upstream_dassl_names_are_imported():
+    files = [osp.join(REPO, "train.py")] + [
+        f for folder in ("datasets", "trainers", "tools")
+        for f in glob.glob(osp.join(REPO, folder, "**", "*.py"), recursive=True)]
+    assert len(files) > 15
+    offending = []
+    for path in files:
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dassl"):
+                allowed = UPSTREAM_NAMES.get(node.module, set())
+                offending += [f"{osp.relpath(path, REPO)}: {node.module}.{a.name}"
+                              for a in node.names if a.name not in allowed]
+            if isinstance(node, ast.Import):
+                offending += [f"{osp.relpath(path, REPO)}: import {a.name}"
+                              for a in node.names if a.name.startswith("dassl")]
+    assert offending == []
