@@ -1,12 +1,10 @@
 """Datum, DatasetBase, few-shot sampling, the data manager and transforms."""
-import os.path as osp
 import pickle
 import random
 from collections import OrderedDict
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dassl.config import get_cfg_default

@@ -20,7 +20,6 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from dassl.data import DataManager

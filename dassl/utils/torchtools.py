@@ -17,7 +17,6 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from .tools import atomic_write, mkdir_if_missing
 
