@@ -2,7 +2,7 @@ import os.path as osp
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
-from .benchmark import Benchmark, read_lines, require_layout
+from .benchmark import Benchmark, read_lines
 
 
 @DATASET_REGISTRY.register()
@@ -15,8 +15,8 @@ class FGVCAircraft(Benchmark):
     LISTS = ["variants.txt", "images_variant_train.txt", "images_variant_val.txt",
              "images_variant_test.txt"]
 
-    def check_layout(self):
-        require_layout("FGVCAircraft", self.dataset_dir, ["images"] + self.LISTS, self.section)
+    def creation_files(self):
+        return ["images"] + self.LISTS
 
     def full_splits(self):
         classnames = [line.strip() for line in read_lines(osp.join(self.dataset_dir, "variants.txt"))]

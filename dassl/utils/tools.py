@@ -67,6 +67,9 @@ class atomic_write:
         return self.file
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
         self.file.close()
         if exc_type is None:
             os.replace(self.tmp_path, self.fpath)

@@ -8,11 +8,9 @@ Differences from upstream, none of which changes a signature:
   Dassl, whose scheduler state pickles whole objects;
 - the random-number state of a run can be stored and restored (exact resume).
 """
-import os
 import os.path as osp
 import pickle
 import random
-import tempfile
 from collections import OrderedDict
 
 import numpy as np
@@ -34,19 +32,8 @@ __all__ = [
 
 def torch_save_atomic(obj, fpath):
     """``torch.save`` through a temporary file renamed over ``fpath``."""
-    folder = osp.dirname(osp.abspath(fpath))
-    mkdir_if_missing(folder)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, fpath)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    with atomic_write(fpath, "wb") as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True, model_name=""):
