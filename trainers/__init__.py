@@ -1,1 +1,2 @@
-"""Prompt-tuning methods, each registered in Dassl's TRAINER_REGISTRY on import."""
+"""Prompt-tuning methods for CLIP, registered in Dassl's TRAINER_REGISTRY on import."""
+from . import cocoop, coop, kgcoop, zsclip  # noqa: F401

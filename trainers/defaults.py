@@ -25,3 +25,13 @@ def extend_cfg(cfg):
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
+
+    # KgCoOp (Yao et al., CVPR 2023). Upstream reuses TRAINER.COOP with a boolean
+    # CTX_INIT (True meaning "a photo of a"), which clashes with CoOp's words;
+    # here it has its own node, and CTX_INIT takes words as in CoOp.
+    cfg.TRAINER.KGCOOP = CN()
+    cfg.TRAINER.KGCOOP.N_CTX = 16
+    cfg.TRAINER.KGCOOP.CSC = False
+    cfg.TRAINER.KGCOOP.CTX_INIT = ""
+    cfg.TRAINER.KGCOOP.W = 8.0  # weight of the knowledge-guidance term (published: 8.0)
+    cfg.TRAINER.KGCOOP.PREC = "fp16"

@@ -1,0 +1,227 @@
+"""CLIP pieces every prompt-tuning method shares.
+
+Loading CLIP for a config, the run's numeric precision, the text encoder over
+prompt embeddings, the class-agnostic prompt learner (CoOp's), frozen CLIP with
+learned prompts, and hand-crafted text features. Module and attribute names are
+CoOp's, so checkpoints move between this code and upstream's.
+"""
+import os.path as osp
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from clip import clip
+from clip.simple_tokenizer import SimpleTokenizer
+
+from .templates import clean_classname
+
+PRECISIONS = ("fp16", "fp32", "amp")
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+
+_tokenizer = SimpleTokenizer()
+
+
+def resolve_backbone(name):
+    """The checkpoint file for MODEL.BACKBONE.NAME: a release name (downloaded once into
+    ~/.cache/clip and verified) or the path of a local checkpoint file."""
+    if name in clip._MODELS:
+        return clip._download(clip._MODELS[name])
+    if osp.isfile(name):
+        return name
+    raise ValueError(
+        f"unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME); valid names: "
+        f"{', '.join(clip.available_models())}, or the path of a CLIP checkpoint file"
+    )
+
+
+def load_clip_to_cpu(cfg):
+    """CLIP in the precision of its release (fp16 weights), on the CPU, in eval mode."""
+    return clip.build_model(clip._read_state_dict(resolve_backbone(cfg.MODEL.BACKBONE.NAME)))
+
+
+def check_precision(prec, key):
+    if prec not in PRECISIONS:
+        raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {prec!r}")
+
+
+def run_precision(prec, device, key):
+    """The precision a run uses: fp16 and amp need CUDA; elsewhere fp32, with a note."""
+    check_precision(prec, key)
+    if prec != "fp32" and device.type != "cuda":
+        print(f"Note: {key} = {prec} needs a CUDA device; running in fp32 on {device.type}")
+        return "fp32"
+    return prec
+
+
+def prepare_clip(clip_model, precision):
+    # CLIP's released weights are fp16; fp32 and amp runs keep a float32 copy.
+    if precision in ("fp32", "amp"):
+        clip_model.float()
+    return clip_model
+
+
+def check_input_size(cfg, clip_model):
+    clip_size = clip_model.visual.input_resolution
+    if cfg.INPUT.SIZE[0] != clip_size:
+        raise ValueError(
+            f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone "
+            f"{cfg.MODEL.BACKBONE.NAME}, which takes {clip_size}x{clip_size} images; set "
+            f"INPUT.SIZE ({clip_size}, {clip_size})"
+        )
+
+
+class TextEncoder(nn.Module):
+    """CLIP's text transformer applied to token embeddings rather than token ids."""
+
+    def __init__(self, clip_model):
+        super().__init__()
+        self.transformer = clip_model.transformer
+        self.positional_embedding = clip_model.positional_embedding
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+        self.dtype = clip_model.dtype
+
+    def forward(self, prompts, tokenized_prompts):
+        x = prompts + self.positional_embedding.type(self.dtype)
+        x = x.permute(1, 0, 2)  # NLD -> LND
+        x = self.transformer(x)
+        x = x.permute(1, 0, 2)  # LND -> NLD
+        x = self.ln_final(x).type(self.dtype)
+        # The feature of a text is the one at its end-of-text token (the largest id).
+        eot = tokenized_prompts.argmax(dim=-1)
+        return x[torch.arange(x.shape[0]), eot] @ self.text_projection
+
+
+def normalize(features):
+    return features / features.norm(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def encode_texts(clip_model, texts, device):
+    """Normalised CLIP text features of ``texts``, one row per text."""
+    tokens = clip.tokenize(texts).to(device)
+    return normalize(clip_model.encode_text(tokens))
+
+
+class PromptLearner(nn.Module):
+    """CoOp's learnable context: ``[SOS] ctx_1 … ctx_M classname . [EOS]`` for every class.
+
+    ``ctx`` is one context shared by all classes, or one per class (``csc``);
+    ``token_prefix`` / ``token_suffix`` hold the fixed embeddings around it
+    (saved with checkpoints, ignored when loading, as upstream).
+    """
+
+    def __init__(self, classnames, clip_model, n_ctx, ctx_init="", csc=False,
+                 class_token_position="end"):
+        super().__init__()
+        if class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(f"CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}; "
+                             f"got {class_token_position!r}")
+        n_cls = len(classnames)
+        dtype = clip_model.dtype
+        ctx_dim = clip_model.ln_final.weight.shape[0]
+
+        if ctx_init:
+            ctx_init = ctx_init.replace("_", " ")
+            # Upstream quirk kept: the context length is the number of words, so
+            # an initialisation whose words split into several BPE tokens keeps
+            # only the first tokens (and the rest become part of the suffix).
+            n_ctx = len(ctx_init.split(" "))
+            with torch.no_grad():
+                embedding = clip_model.token_embedding(clip.tokenize(ctx_init)).type(dtype)
+            ctx_vectors = embedding[0, 1:1 + n_ctx, :]
+            prompt_prefix = ctx_init
+        else:
+            if csc:
+                print("Initializing class-specific contexts")
+                ctx_vectors = torch.empty(n_cls, n_ctx, ctx_dim, dtype=dtype)
+            else:
+                print("Initializing a generic context")
+                ctx_vectors = torch.empty(n_ctx, ctx_dim, dtype=dtype)
+            nn.init.normal_(ctx_vectors, std=0.02)
+            prompt_prefix = " ".join(["X"] * n_ctx)
+        print(f'Initial context: "{prompt_prefix}"')
+        print(f"Number of context words (tokens): {n_ctx}")
+        self.ctx = nn.Parameter(ctx_vectors)
+
+        names = [clean_classname(name) for name in classnames]
+        tokenized_prompts = clip.tokenize([f"{prompt_prefix} {name}." for name in names])
+        with torch.no_grad():
+            embedding = clip_model.token_embedding(tokenized_prompts).type(dtype)
+        self.register_buffer("token_prefix", embedding[:, :1, :])  # SOS
+        self.register_buffer("token_suffix", embedding[:, 1 + n_ctx:, :])  # class, '.', EOS
+        self.register_buffer("tokenized_prompts", tokenized_prompts, persistent=False)
+
+        self.n_cls = n_cls
+        self.n_ctx = n_ctx
+        self.name_lens = [len(_tokenizer.encode(name)) for name in names]
+        self.class_token_position = class_token_position
+
+    def assemble(self, ctx):
+        """Prompt embeddings with ``ctx`` (shape ``(..., n_cls, n_ctx, dim)``) after SOS."""
+        lead = ctx.shape[:-2]
+        prefix = self.token_prefix.expand(*lead, -1, -1)
+        suffix = self.token_suffix.expand(*lead, -1, -1)
+        return torch.cat([prefix, ctx, suffix], dim=-2)
+
+    def forward(self):
+        ctx = self.ctx
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
+        if self.class_token_position == "end":
+            return self.assemble(ctx)
+        prompts = []
+        for i, name_len in enumerate(self.name_lens):
+            prefix = self.token_prefix[i:i + 1]
+            class_tokens = self.token_suffix[i:i + 1, :name_len]
+            suffix = self.token_suffix[i:i + 1, name_len:]
+            ctx_i = ctx[i:i + 1]
+            if self.class_token_position == "middle":
+                half = self.n_ctx // 2
+                parts = [prefix, ctx_i[:, :half], class_tokens, ctx_i[:, half:], suffix]
+            else:  # front
+                parts = [prefix, class_tokens, ctx_i, suffix]
+            prompts.append(torch.cat(parts, dim=1))
+        return torch.cat(prompts, dim=0)
+
+
+class PromptedCLIP(nn.Module):
+    """Frozen CLIP classifying with the text features of learned class prompts."""
+
+    def __init__(self, clip_model, prompt_learner):
+        super().__init__()
+        self.prompt_learner = prompt_learner
+        self.image_encoder = clip_model.visual
+        self.text_encoder = TextEncoder(clip_model)
+        self.logit_scale = clip_model.logit_scale
+        self.dtype = clip_model.dtype
+        self._frozen_text_features = None
+
+    def image_features(self, image):
+        return normalize(self.image_encoder(image.type(self.dtype)))
+
+    def text_features(self):
+        prompts = self.prompt_learner()
+        return normalize(self.text_encoder(prompts, self.prompt_learner.tokenized_prompts))
+
+    def logits(self, image_features, text_features):
+        return self.logit_scale.exp() * image_features @ text_features.t()
+
+    def forward(self, image):
+        image_features = self.image_features(image)
+        text_features = self._frozen_text_features
+        if text_features is None:
+            text_features = self.text_features()
+        return self.logits(image_features, text_features)
+
+    @contextmanager
+    def frozen_text_features(self):
+        """During an evaluation the prompts do not change: encode them once, not per batch."""
+        with torch.no_grad():
+            self._frozen_text_features = self.text_features()
+        try:
+            yield
+        finally:
+            self._frozen_text_features = None
+

@@ -1,0 +1,166 @@
+"""What every prompt-tuning trainer shares: frozen CLIP, one registered prompt learner.
+
+A method subclasses ``PromptTuningTrainer``, names its config node
+(``cfg.TRAINER.<CONFIG_NODE>``), builds its model in ``build_custom_clip`` and
+states its objective in ``compute_loss``; precision, freezing, optimisation,
+checkpoint loading and evaluation are here, once.
+"""
+import os.path as osp
+from contextlib import nullcontext
+
+import torch
+from torch.nn import functional as F
+
+from dassl.engine import TrainerX
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.utils import load_checkpoint, load_pretrained_weights
+
+from .clip_prompting import (
+    check_input_size,
+    check_precision,
+    load_clip_to_cpu,
+    prepare_clip,
+    run_precision,
+)
+
+# Fixed token embeddings that depend on the class names of the run that saved
+# them; they are rebuilt from the current class names instead (as upstream).
+CLASS_NAME_BUFFERS = ("token_prefix", "token_suffix", "token_midfix")
+
+
+class PromptTuningTrainer(TrainerX):
+    CONFIG_NODE = None  # e.g. "COOP": the method's options are cfg.TRAINER.COOP
+    LEARNED = "prompt_learner"  # the one registered (trained and saved) module
+
+    @property
+    def method_cfg(self):
+        return self.cfg.TRAINER[self.CONFIG_NODE]
+
+    def check_cfg(self, cfg):
+        check_precision(cfg.TRAINER[self.CONFIG_NODE].PREC, f"TRAINER.{self.CONFIG_NODE}.PREC")
+
+    # ------------------------------------------------------------------ model
+    def build_custom_clip(self, clip_model):
+        """The method's model: a module with a ``prompt_learner`` attribute."""
+        raise NotImplementedError
+
+    def build_model(self):
+        cfg = self.cfg
+        self.precision = run_precision(self.method_cfg.PREC, self.device,
+                                       f"TRAINER.{self.CONFIG_NODE}.PREC")
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        clip_model = prepare_clip(load_clip_to_cpu(cfg), self.precision)
+        check_input_size(cfg, clip_model)
+
+        print("Building custom CLIP")
+        self.model = self.build_custom_clip(clip_model)
+
+        # Frozen means frozen: CLIP's weights get no gradient, and CLIP stays in
+        # eval mode (build_model returns it so, and only the registered prompt
+        # learner is switched to train mode), so BatchNorm statistics never move.
+        print("Turning off gradients in both the image and the text encoder")
+        for name, param in self.model.named_parameters():
+            if not name.startswith(self.LEARNED + "."):
+                param.requires_grad_(False)
+        enabled = sorted(n for n, p in self.model.named_parameters() if p.requires_grad)
+        print(f"Parameters to be updated: {enabled}")
+
+        learned = getattr(self.model, self.LEARNED)
+        if cfg.MODEL.INIT_WEIGHTS:
+            load_pretrained_weights(learned, cfg.MODEL.INIT_WEIGHTS)
+        self.model.to(self.device)
+        # Only the prompt learner is given to the optimizer.
+        self.optim = build_optimizer(learned, cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+        self.register_model(self.LEARNED, learned, self.optim, self.sched)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+
+    # ------------------------------------------------------------------ training
+    def compute_loss(self, image, label):
+        """The training objective: ``(loss, logits or None)``; logits feed the acc meter.
+        Cross-entropy of the model's logits unless a method says otherwise."""
+        logits = self.model(image)
+        return F.cross_entropy(logits, label), logits
+
+    def forward_backward(self, batch):
+        image, label = self.parse_batch_train(batch)
+        if self.precision == "amp":
+            with torch.autocast("cuda"):
+                loss, logits = self.compute_loss(image, label)
+            self.optim.zero_grad()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optim)
+            self.scaler.update()
+        else:
+            loss, logits = self.compute_loss(image, label)
+            self.model_backward_and_update(loss)
+
+        loss_summary = {"loss": loss.item()}
+        if logits is not None:
+            loss_summary["acc"] = compute_accuracy(logits, label)[0].item()
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return loss_summary
+
+    def parse_batch_train(self, batch):
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def test(self, split=None):
+        freeze = getattr(self.model, "frozen_text_features", None)
+        with freeze() if freeze else nullcontext():
+            return super().test(split)
+
+    # ------------------------------------------------------------------ checkpoints
+    def load_model(self, directory, epoch=None):
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            model_path = osp.join(directory, name, model_file)
+            if not osp.exists(model_path):
+                raise FileNotFoundError(f'Model not found at "{model_path}"')
+            checkpoint = load_checkpoint(model_path)
+            state_dict = {k: v for k, v in checkpoint["state_dict"].items()
+                          if k not in CLASS_NAME_BUFFERS}
+            check_fits(self._models[name], state_dict, model_path, self.CONFIG_NODE)
+            print(f'Loading weights to {name} from "{model_path}" '
+                  f'(epoch = {checkpoint["epoch"]})')
+            # strict=False as upstream: other methods' unused extras (e.g. KgCoOp's
+            # bias_vectors) are ignored; what this model needs was checked above.
+            self._models[name].load_state_dict(state_dict, strict=False)
+
+
+def check_fits(module, state_dict, path, config_node):
+    """A checkpoint that does not fit the model says why, in the config's terms."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict and k not in CLASS_NAME_BUFFERS]
+    if missing:
+        raise RuntimeError(
+            f"{path} lacks {missing}: it was saved by another method or model "
+            f"(its tensors: {sorted(state_dict)})")
+    ctx = state_dict.get("ctx")
+    if ctx is not None and "ctx" in own and ctx.shape != own["ctx"].shape:
+        want = own["ctx"].shape
+        key = f"TRAINER.{config_node}"
+        if ctx.shape[-1] != want[-1]:
+            reason = (f"its context vectors have width {ctx.shape[-1]}, this backbone's "
+                      f"{want[-1]}: it was trained with another backbone (MODEL.BACKBONE.NAME)")
+        elif ctx.dim() != len(want):
+            kinds = {2: "one shared context", 3: "class-specific contexts"}
+            reason = (f"it holds {kinds.get(ctx.dim(), ctx.dim())}, this config builds "
+                      f"{kinds.get(len(want), len(want))} ({key}.CSC)")
+        elif ctx.shape[-2] != want[-2]:
+            reason = (f"context length: it has {ctx.shape[-2]} context vectors, this config "
+                      f"builds {want[-2]} ({key}.N_CTX / {key}.CTX_INIT)")
+        else:
+            reason = (f"class count: it has class-specific contexts for {ctx.shape[0]} classes, "
+                      f"this dataset has {want[0]} (DATASET.SUBSAMPLE_CLASSES / dataset)")
+        raise RuntimeError(f"{path} does not fit this model: {reason}")
+    for key, value in state_dict.items():
+        if key in own and value.shape != own[key].shape:
+            raise RuntimeError(f"{path} does not fit this model: {key} has shape "
+                               f"{tuple(value.shape)} there and {tuple(own[key].shape)} here")

@@ -1,0 +1,65 @@
+"""Zero-shot CLIP: class text features of hand-crafted prompts, no training.
+
+``ZeroshotCLIP`` uses the dataset's template; ``ZeroshotCLIP2`` averages the
+features of CLIP's 7 selected ImageNet templates plus the dataset's own.
+"""
+from dassl.engine import TRAINER_REGISTRY, TrainerX
+
+from .clip_prompting import (
+    check_input_size,
+    encode_texts,
+    load_clip_to_cpu,
+    normalize,
+    prepare_clip,
+    run_precision,
+)
+from .templates import IMAGENET_TEMPLATES_SELECT, dataset_template, fill_template
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP(TrainerX):
+    def templates(self):
+        return [dataset_template(self.cfg.DATASET.NAME)]
+
+    def build_model(self):
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        # Released precision (fp16) on the GPU, as upstream; fp32 elsewhere.
+        precision = run_precision("fp16", self.device, "zero-shot CLIP precision")
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        clip_model = prepare_clip(load_clip_to_cpu(cfg), precision).to(self.device)
+        check_input_size(cfg, clip_model)
+        for param in clip_model.parameters():
+            param.requires_grad_(False)
+
+        templates = self.templates()
+        if len(templates) == 1:
+            prompts = fill_template(templates[0], classnames)
+            print(f"Prompts: {prompts}")
+            self.text_features = encode_texts(clip_model, prompts, self.device)
+        else:
+            print(f"Prompt ensembling (n={len(templates)})")
+            # Summed template by template in this order, as upstream: the order
+            # of a floating-point sum decides its last bits.
+            mean_text_features = 0
+            for template in templates:
+                features = encode_texts(clip_model, fill_template(template, classnames),
+                                        self.device)
+                mean_text_features = mean_text_features + features
+            self.text_features = normalize(mean_text_features / len(templates))
+        self.clip_model = clip_model
+
+    def model_inference(self, image):
+        image_features = normalize(self.clip_model.encode_image(image))
+        return self.clip_model.logit_scale.exp() * image_features @ self.text_features.t()
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP2(ZeroshotCLIP):
+    """Prompt ensembling (the dataset template is not added twice on ImageNet)."""
+
+    def templates(self):
+        templates = list(IMAGENET_TEMPLATES_SELECT)
+        if self.cfg.DATASET.NAME != "ImageNet":
+            templates.append(dataset_template(self.cfg.DATASET.NAME))
+        return templates
