@@ -1,0 +1,217 @@
+"""Collect test accuracies from the logs of a run tree; mean and std over seeds.
+
+CoOp-compatible use (DIR holds seed1/, seed2/, ... each with a log):
+
+    python parse_test_res.py output/caltech101/CoOp/vit_b16_16shots
+    python parse_test_res.py output/evaluation/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1_16shots \
+        --multi-exp            # DIR holds one such folder per experiment (dataset)
+    add --ci95 for a 95% confidence interval instead of the standard deviation
+
+Base-to-new table (DIR is the protocol's root, e.g. output/base2new):
+
+    python parse_test_res.py output/base2new --base2new [--format markdown|csv]
+
+prints, for every trainer and config found, the base and new accuracy of each
+dataset (mean +- std over seeds) and their harmonic mean, and the average over
+datasets (the harmonic mean of the averaged base and new accuracies, as in the
+CoCoOp paper).
+"""
+import argparse
+import csv
+import glob
+import io
+import os
+import os.path as osp
+import re
+import sys
+from collections import defaultdict
+
+import numpy as np
+from tabulate import tabulate
+
+ACCURACY = re.compile(r"^\* accuracy: ([\.\deE+-]+)%")
+TRAIN_DONE = ("Finish training", "Finished training")  # current / older Dassl
+EVAL_DONE = ("=> result",)
+
+# The usual order of the 11 benchmarks in papers; other datasets follow, sorted.
+DATASET_ORDER = ["imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers",
+                 "food101", "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101"]
+
+
+def log_files(run_dir):
+    """The logs of a run, newest first: a resumed run writes ``log.txt-<time>`` beside
+    its first ``log.txt``, and only the last one holds the final result."""
+    paths = glob.glob(osp.join(run_dir, "log.txt")) + glob.glob(osp.join(run_dir, "log.txt-*"))
+    return sorted(paths, key=os.path.getmtime, reverse=True)
+
+
+def accuracy_in_log(path, eval_only=False):
+    """The last accuracy printed after the end of training (or, for an evaluation
+    log, after its result header); None if the log has none."""
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f]
+    signals = EVAL_DONE if eval_only else TRAIN_DONE
+    if not eval_only and not any(line in TRAIN_DONE for line in lines):
+        signals = EVAL_DONE  # an --eval-only run
+    accuracy, started = None, False
+    for line in lines:
+        if line in signals or line.startswith(signals):
+            started = True
+        match = ACCURACY.search(line)
+        if started and match:
+            accuracy = float(match.group(1))
+    return accuracy
+
+
+def run_accuracy(run_dir, eval_only=False):
+    for path in log_files(run_dir):
+        accuracy = accuracy_in_log(path, eval_only)
+        if accuracy is not None:
+            return accuracy, path
+    return None, None
+
+
+def seed_dirs(directory):
+    return sorted(d for d in glob.glob(osp.join(directory, "*")) if osp.isdir(d)
+                  and not osp.basename(d).startswith("."))
+
+
+def spread(values, ci95=False):
+    std = float(np.std(values))
+    return 1.96 * std / np.sqrt(len(values)) if ci95 else std
+
+
+def harmonic_mean(base, new):
+    return 2 * base * new / (base + new) if base + new > 0 else 0.0
+
+
+# ---------------------------------------------------------------- CoOp-compatible
+def summarize(directory, args):
+    print(f"Parsing files in {directory}")
+    values = []
+    for run_dir in seed_dirs(directory):
+        accuracy, path = run_accuracy(run_dir, args.test_log)
+        if accuracy is None:
+            print(f"No result in {run_dir} (unfinished run?)")
+            continue
+        print(f"file: {path}. accuracy: {accuracy:.2f}%. ")
+        values.append(accuracy)
+    if not values:
+        raise SystemExit(f"parse_test_res.py: error: no result found in {directory}")
+    mean = float(np.mean(values))
+    print("===")
+    print(f"Summary of directory: {directory}")
+    print(f"* accuracy: {mean:.2f}% +- {spread(values, args.ci95):.2f}%")
+    print("===")
+    return mean
+
+
+# ---------------------------------------------------------------- base-to-new
+def collect_base2new(root):
+    """{(shots, trainer, cfg): {dataset: {"base": [...], "new": [...]}}} from ROOT/train_base
+    (whose final test is on the base classes) and ROOT/test_new."""
+    results = defaultdict(lambda: defaultdict(lambda: {"base": [], "new": []}))
+    for split, key, eval_only in (("train_base", "base", False), ("test_new", "new", True)):
+        pattern = osp.join(root, split, "*", "shots_*", "*", "*", "seed*")
+        for run_dir in sorted(glob.glob(pattern)):
+            parts = run_dir.split(os.sep)
+            dataset, shots, trainer, cfg = parts[-5], parts[-4], parts[-3], parts[-2]
+            accuracy, _ = run_accuracy(run_dir, eval_only)
+            if accuracy is None:
+                print(f"No result in {run_dir} (unfinished run?)", file=sys.stderr)
+                continue
+            results[(shots, trainer, cfg)][dataset][key].append(accuracy)
+    return results
+
+
+def dataset_sort_key(name):
+    return (DATASET_ORDER.index(name), "") if name in DATASET_ORDER else (len(DATASET_ORDER), name)
+
+
+def base2new_records(per_dataset, ci95=False):
+    """One record per dataset, then the average over the datasets that have both."""
+    records, base_means, new_means = [], [], []
+    for dataset in sorted(per_dataset, key=dataset_sort_key):
+        base, new = per_dataset[dataset]["base"], per_dataset[dataset]["new"]
+        record = {"dataset": dataset, "seeds_base": len(base), "seeds_new": len(new)}
+        for key, values in (("base", base), ("new", new)):
+            record[key] = float(np.mean(values)) if values else None
+            record[key + "_std"] = spread(values, ci95) if values else None
+        record["H"] = None
+        if base and new:
+            base_means.append(record["base"])
+            new_means.append(record["new"])
+            record["H"] = harmonic_mean(record["base"], record["new"])
+        records.append(record)
+    if base_means:
+        base_avg, new_avg = float(np.mean(base_means)), float(np.mean(new_means))
+        records.append({"dataset": f"average ({len(base_means)} datasets)", "seeds_base": None,
+                        "seeds_new": None, "base": base_avg, "base_std": None, "new": new_avg,
+                        "new_std": None, "H": harmonic_mean(base_avg, new_avg)})
+    return records
+
+
+def render(records, fmt):
+    if fmt == "csv":
+        fields = ["dataset", "seeds_base", "seeds_new", "base", "base_std", "new", "new_std", "H"]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(fields)
+        for record in records:
+            writer.writerow(["" if record[f] is None else
+                             f"{record[f]:.2f}" if isinstance(record[f], float) else record[f]
+                             for f in fields])
+        return buffer.getvalue().rstrip("\n")
+
+    def cell(record, key):
+        if record[key] is None:
+            return "-"
+        std = record.get(key + "_std")
+        return f"{record[key]:.2f}" if std is None else f"{record[key]:.2f} +- {std:.2f}"
+
+    rows = [[r["dataset"], "" if r["seeds_base"] is None else f"{r['seeds_base']}/{r['seeds_new']}",
+             cell(r, "base"), cell(r, "new"), cell(r, "H")] for r in records]
+    return tabulate(rows, headers=["dataset", "seeds", "base", "new", "H"],
+                    tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
+
+
+def print_base2new(root, args):
+    results = collect_base2new(root)
+    if not results:
+        raise SystemExit(
+            f"parse_test_res.py: error: no base-to-new runs under {root} (expected "
+            f"{root}/train_base/<dataset>/shots_<K>/<trainer>/<cfg>/seed<N>/log.txt and "
+            f"{root}/test_new/...)")
+    for (shots, trainer, cfg), per_dataset in sorted(results.items()):
+        records = base2new_records(per_dataset, args.ci95)
+        title = f"{trainer} / {cfg} / {shots.replace('_', ' ')}"
+        print(f"# {title}" if args.format == "csv" else f"\n{title}\n")
+        print(render(records, args.format))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("directory", type=str, help="path to directory")
+    parser.add_argument("--ci95", action="store_true", help=r"compute 95%% confidence interval")
+    parser.add_argument("--test-log", action="store_true", help="parse test-only logs")
+    parser.add_argument("--multi-exp", action="store_true", help="parse multiple experiments")
+    parser.add_argument("--base2new", action="store_true",
+                        help="base / new / harmonic-mean table of a base-to-new run tree")
+    parser.add_argument("--format", choices=["table", "markdown", "csv"], default="table",
+                        help="output of --base2new")
+    args = parser.parse_args(argv)
+    if not osp.isdir(args.directory):
+        raise SystemExit(f"parse_test_res.py: error: {args.directory} is not a folder")
+
+    if args.base2new:
+        print_base2new(args.directory, args)
+    elif args.multi_exp:
+        means = [summarize(d, args) for d in seed_dirs(args.directory)]
+        print("Average performance")
+        print(f"* accuracy: {np.mean(means):.2f}%")
+    else:
+        summarize(args.directory, args)
+
+
+if __name__ == "__main__":
+    main()
