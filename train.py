@@ -26,6 +26,7 @@ from dassl.utils import check_availability, collect_env_info, set_random_seed, s
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
 from trainers.defaults import extend_cfg
+from trainers.errors import CheckpointError, ConfigError
 
 
 class UsageError(Exception):
@@ -184,7 +185,10 @@ def main(args):
                 f"load the trained weights of {trainer.get_model_names()} (add --load-epoch N "
                 "for a given epoch)"
             )
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        try:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        except FileNotFoundError as e:
+            raise UsageError(f"--model-dir {args.model_dir}: {e}") from None
         trainer.test()
         return
 
@@ -224,7 +228,7 @@ def run(argv=None):
     args = build_parser().parse_args(argv)
     try:
         main(args)
-    except UsageError as e:
+    except (UsageError, ConfigError, CheckpointError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
 

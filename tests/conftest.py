@@ -44,3 +44,39 @@ def parse_accuracy(text):
 @pytest.fixture
 def toy_root(tmp_path):
     return str(tmp_path / "data")
+
+
+def write_tiny_clip(path, shape="tiny-ViT", seed=0):
+    """A randomly initialised CLIP of ``shape`` saved as a state-dict file (released precision)."""
+    import torch
+
+    from clip.shapes import random_state_dict
+
+    torch.save(random_state_dict(shape, seed=seed), path)
+    return str(path)
+
+
+TINY_INPUT_SIZE = {"tiny-ViT": 32, "tiny-RN": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """{shape: checkpoint path} for the tiny ViT and ResNet CLIPs."""
+    folder = tmp_path_factory.mktemp("clip")
+    return {shape: write_tiny_clip(folder / f"{shape}.pt", shape) for shape in TINY_INPUT_SIZE}
+
+
+@pytest.fixture(scope="session")
+def fake_caltech(tmp_path_factory):
+    """DATA root holding a fake Caltech101 (4 classes, 6 images each)."""
+    from tests import dataset_trees
+
+    root = tmp_path_factory.mktemp("data")
+    dataset_trees.caltech101(str(root), per_class=6)
+    return str(root)
+
+
+def tiny_opts(checkpoint, shape="tiny-ViT"):
+    size = TINY_INPUT_SIZE[shape]
+    return ["MODEL.BACKBONE.NAME", checkpoint, "INPUT.SIZE", f"({size}, {size})",
+            "DATALOADER.NUM_WORKERS", "0"]

@@ -14,6 +14,7 @@ from torch import nn
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
 
+from .errors import ConfigError
 from .templates import clean_classname
 
 PRECISIONS = ("fp16", "fp32", "amp")
@@ -29,7 +30,7 @@ def resolve_backbone(name):
         return clip._download(clip._MODELS[name])
     if osp.isfile(name):
         return name
-    raise ValueError(
+    raise ConfigError(
         f"unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME); valid names: "
         f"{', '.join(clip.available_models())}, or the path of a CLIP checkpoint file"
     )
@@ -42,7 +43,7 @@ def load_clip_to_cpu(cfg):
 
 def check_precision(prec, key):
     if prec not in PRECISIONS:
-        raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)}; got {prec!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(PRECISIONS)}; got {prec!r}")
 
 
 def run_precision(prec, device, key):
@@ -64,7 +65,7 @@ def prepare_clip(clip_model, precision):
 def check_input_size(cfg, clip_model):
     clip_size = clip_model.visual.input_resolution
     if cfg.INPUT.SIZE[0] != clip_size:
-        raise ValueError(
+        raise ConfigError(
             f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone "
             f"{cfg.MODEL.BACKBONE.NAME}, which takes {clip_size}x{clip_size} images; set "
             f"INPUT.SIZE ({clip_size}, {clip_size})"
@@ -116,7 +117,7 @@ class PromptLearner(nn.Module):
                  class_token_position="end"):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(f"CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}; "
+            raise ConfigError(f"CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}; "
                              f"got {class_token_position!r}")
         n_cls = len(classnames)
         dtype = clip_model.dtype

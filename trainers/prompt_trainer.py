@@ -23,6 +23,7 @@ from .clip_prompting import (
     prepare_clip,
     run_precision,
 )
+from .errors import CheckpointError
 
 # Fixed token embeddings that depend on the class names of the run that saved
 # them; they are rebuilt from the current class names instead (as upstream).
@@ -139,7 +140,7 @@ def check_fits(module, state_dict, path, config_node):
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict and k not in CLASS_NAME_BUFFERS]
     if missing:
-        raise RuntimeError(
+        raise CheckpointError(
             f"{path} lacks {missing}: it was saved by another method or model "
             f"(its tensors: {sorted(state_dict)})")
     ctx = state_dict.get("ctx")
@@ -159,8 +160,8 @@ def check_fits(module, state_dict, path, config_node):
         else:
             reason = (f"class count: it has class-specific contexts for {ctx.shape[0]} classes, "
                       f"this dataset has {want[0]} (DATASET.SUBSAMPLE_CLASSES / dataset)")
-        raise RuntimeError(f"{path} does not fit this model: {reason}")
+        raise CheckpointError(f"{path} does not fit this model: {reason}")
     for key, value in state_dict.items():
         if key in own and value.shape != own[key].shape:
-            raise RuntimeError(f"{path} does not fit this model: {key} has shape "
+            raise CheckpointError(f"{path} does not fit this model: {key} has shape "
                                f"{tuple(value.shape)} there and {tuple(own[key].shape)} here")

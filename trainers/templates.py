@@ -2,6 +2,7 @@
 
 ``{}`` is replaced by the cleaned class name (underscores become spaces).
 """
+from .errors import ConfigError
 
 # CoOp's per-dataset table (``CUSTOM_TEMPLATES`` in its zsclip.py), keyed by DATASET.NAME.
 CUSTOM_TEMPLATES = {
@@ -132,7 +133,7 @@ def dataset_template(dataset_name, table=CUSTOM_TEMPLATES):
     try:
         return table[dataset_name]
     except KeyError:
-        raise KeyError(
+        raise ConfigError(
             f"no hand-crafted prompt template for dataset {dataset_name!r}; add one to "
             f"trainers/templates.py (datasets with one: {', '.join(sorted(table))})"
         ) from None

@@ -1,0 +1,10 @@
+"""Errors a user can fix from the command line or the config: train.py reports them
+in one line (``train.py: error: ...``) instead of a traceback."""
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work (unknown backbone, wrong input size, ...)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not fit the model being built (and says why)."""
