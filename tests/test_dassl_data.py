@@ -10,7 +10,7 @@ from PIL import Image
 from dassl.config import get_cfg_default
 from dassl.data import DatasetWrapper
 from dassl.data.data_manager import build_data_loader
-from dassl.data.datasets import Datum, DatasetBase
+from dassl.data.datasets import DatasetBase, Datum
 from dassl.data.transforms import build_transform
 
 

@@ -6,14 +6,20 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from dassl.config import get_cfg_default
 from dassl.evaluation import build_evaluator
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import (get_rng_state, load_checkpoint, save_checkpoint, set_random_seed,
-                         set_rng_state, setup_logger)
+from dassl.utils import (
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_random_seed,
+    set_rng_state,
+    setup_logger,
+)
 
 
 def _optim_cfg(**kw):

@@ -15,7 +15,7 @@ from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
 
 from .errors import ConfigError
-from .templates import clean_classname
+from .templates import clean_classname, fill_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -105,6 +105,21 @@ def encode_texts(clip_model, texts, device):
     return normalize(clip_model.encode_text(tokens))
 
 
+@torch.no_grad()
+def hand_crafted_text_features(clip_model, classnames, templates, device):
+    """Class text features of hand-crafted prompts: one template's normalised features,
+    or for several the mean of each template's normalised features, re-normalised
+    (CLIP's prompt ensembling)."""
+    if len(templates) == 1:
+        return encode_texts(clip_model, fill_template(templates[0], classnames), device)
+    # Summed template by template in list order, as upstream's ZeroshotCLIP2:
+    # the order of a floating-point sum decides its last bits.
+    total = 0
+    for template in templates:
+        total = total + encode_texts(clip_model, fill_template(template, classnames), device)
+    return normalize(total / len(templates))
+
+
 class PromptLearner(nn.Module):
     """CoOp's learnable context: ``[SOS] ctx_1 … ctx_M classname . [EOS]`` for every class.
 
@@ -188,9 +203,14 @@ class PromptLearner(nn.Module):
 
 
 class PromptedCLIP(nn.Module):
-    """Frozen CLIP classifying with the text features of learned class prompts."""
+    """Frozen CLIP classifying with the text features of learned class prompts.
 
-    def __init__(self, clip_model, prompt_learner):
+    Methods that also use the hand-crafted prompts' features (KgCoOp, E2MIM) pass
+    them once, as ``hand_crafted_text_features`` (a buffer: never trained or saved
+    with the prompt learner).
+    """
+
+    def __init__(self, clip_model, prompt_learner, hand_crafted_text_features=None):
         super().__init__()
         self.prompt_learner = prompt_learner
         self.image_encoder = clip_model.visual
@@ -198,6 +218,8 @@ class PromptedCLIP(nn.Module):
         self.logit_scale = clip_model.logit_scale
         self.dtype = clip_model.dtype
         self._frozen_text_features = None
+        if hand_crafted_text_features is not None:
+            self.register_buffer("hand_crafted_text_features", hand_crafted_text_features)
 
     def image_features(self, image):
         return normalize(self.image_encoder(image.type(self.dtype)))

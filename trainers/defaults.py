@@ -35,3 +35,25 @@ def extend_cfg(cfg):
     cfg.TRAINER.KGCOOP.CTX_INIT = ""
     cfg.TRAINER.KGCOOP.W = 8.0  # weight of the knowledge-guidance term (published: 8.0)
     cfg.TRAINER.KGCOOP.PREC = "fp16"
+
+    # E2MIM (Zhang, arXiv 2410.03189): keys and defaults of docs/E2MIM.md.
+    cfg.TRAINER.E2MIM = CN()
+    cfg.TRAINER.E2MIM.N_CTX = 4  # context vectors (set by CTX_INIT's word count when given)
+    cfg.TRAINER.E2MIM.CTX_INIT = "a photo of a"  # "" = random N(0, 0.02)
+    cfg.TRAINER.E2MIM.CLASS_TOKEN_POSITION = "end"  # end / middle / front
+    cfg.TRAINER.E2MIM.PREC = "fp16"  # fp16 / fp32 / amp
+    cfg.TRAINER.E2MIM.TEMPLATES = "dataset"  # hand-crafted view: "dataset" or "ensemble"
+    cfg.TRAINER.E2MIM.MIXUP_ALPHA = 1.0  # lambda ~ Beta(alpha, alpha)
+    cfg.TRAINER.E2MIM.MIXUP_PROB = 1.0  # probability that a batch is mixed
+    cfg.TRAINER.E2MIM.MIXUP_LEVEL = "feature"  # "feature" or "image"
+    cfg.TRAINER.E2MIM.W_MIX = 0.1  # weight of the soft-target loss on mixed samples
+    cfg.TRAINER.E2MIM.W_MI = 1.0  # weight of -I(p_soft; p_hand)
+    cfg.TRAINER.E2MIM.ESTIMATOR = "jsd"  # "jsd", "dv" or "infonce"
+    cfg.TRAINER.E2MIM.CRITIC = "mlp"  # "mlp" or "bilinear"
+    cfg.TRAINER.E2MIM.CRITIC_HIDDEN = 512
+    cfg.TRAINER.E2MIM.CRITIC_LAYERS = 1
+    cfg.TRAINER.E2MIM.CRITIC_LR_MULT = 1.0  # critic LR = OPTIM.LR x this
+    cfg.TRAINER.E2MIM.MINE_EMA = 0.01  # moving-average rate of the dv estimator
+    cfg.TRAINER.E2MIM.TEMPERATURE = 1.0  # softmax temperature of the two views
+    cfg.TRAINER.E2MIM.INFERENCE = "soft"  # "soft" or "ensemble"
+    cfg.TRAINER.E2MIM.ENSEMBLE_WEIGHT = 0.5  # beta of the ensemble rule

@@ -11,7 +11,7 @@ from dassl.engine import TRAINER_REGISTRY
 from .clip_prompting import (
     PromptedCLIP,
     PromptLearner,
-    encode_texts,
+    hand_crafted_text_features,
     load_clip_to_cpu,
     normalize,
 )
@@ -39,12 +39,6 @@ def replay_upstream_unused_draws(cfg, dtype):
     nn.Linear(512 // 4, 512, bias=False)
 
 
-class KnowledgeGuidedCLIP(PromptedCLIP):
-    def __init__(self, clip_model, prompt_learner, hand_crafted_text_features):
-        super().__init__(clip_model, prompt_learner)
-        self.register_buffer("hand_crafted_text_features", hand_crafted_text_features)
-
-
 @TRAINER_REGISTRY.register()
 class KgCoOp(PromptTuningTrainer):
     CONFIG_NODE = "KGCOOP"
@@ -56,13 +50,12 @@ class KgCoOp(PromptTuningTrainer):
                                        ctx_init=options.CTX_INIT, csc=options.CSC)
         replay_upstream_unused_draws(cfg, clip_model.dtype)
         template = dataset_template(cfg.DATASET.NAME, KGCOOP_TEMPLATES)
-        hand_crafted_prompts = fill_template(template, classnames)
-        print(f"Prompts: {hand_crafted_prompts}")
+        print(f"Prompts: {fill_template(template, classnames)}")
         # Encoded on the run's device and in its precision (upstream: an fp16 copy
         # of CLIP on the GPU, the same numbers for an fp16 run).
-        hand_crafted = encode_texts(clip_model.to(self.device), hand_crafted_prompts,
-                                    device=self.device)
-        return KnowledgeGuidedCLIP(clip_model, prompt_learner, hand_crafted)
+        hand_crafted = hand_crafted_text_features(clip_model.to(self.device), classnames,
+                                                  [template], self.device)
+        return PromptedCLIP(clip_model, prompt_learner, hand_crafted)
 
     def compute_loss(self, image, label):
         text_features = self.model.text_features()

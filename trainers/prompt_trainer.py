@@ -120,7 +120,9 @@ class PromptTuningTrainer(TrainerX):
             print("Note that load_model() is skipped as no pretrained model is given")
             return
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        for name in self.get_model_names():
+        # Only the prompt learner is needed for inference; other registered parts
+        # (E2MIM's critic) are for training and may not even fit another class list.
+        for name in [self.LEARNED]:
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')

@@ -141,3 +141,11 @@ def dataset_template(dataset_name, table=CUSTOM_TEMPLATES):
 
 def fill_template(template, classnames):
     return [template.format(clean_classname(name)) for name in classnames]
+
+
+def ensemble_templates(dataset_name):
+    """CLIP's 7 selected ImageNet templates plus the dataset's own (not twice on ImageNet)."""
+    templates = list(IMAGENET_TEMPLATES_SELECT)
+    if dataset_name != "ImageNet":
+        templates.append(dataset_template(dataset_name))
+    return templates

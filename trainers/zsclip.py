@@ -7,13 +7,13 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 
 from .clip_prompting import (
     check_input_size,
-    encode_texts,
+    hand_crafted_text_features,
     load_clip_to_cpu,
     normalize,
     prepare_clip,
     run_precision,
 )
-from .templates import IMAGENET_TEMPLATES_SELECT, dataset_template, fill_template
+from .templates import dataset_template, ensemble_templates, fill_template
 
 
 @TRAINER_REGISTRY.register()
@@ -34,19 +34,11 @@ class ZeroshotCLIP(TrainerX):
 
         templates = self.templates()
         if len(templates) == 1:
-            prompts = fill_template(templates[0], classnames)
-            print(f"Prompts: {prompts}")
-            self.text_features = encode_texts(clip_model, prompts, self.device)
+            print(f"Prompts: {fill_template(templates[0], classnames)}")
         else:
             print(f"Prompt ensembling (n={len(templates)})")
-            # Summed template by template in this order, as upstream: the order
-            # of a floating-point sum decides its last bits.
-            mean_text_features = 0
-            for template in templates:
-                features = encode_texts(clip_model, fill_template(template, classnames),
-                                        self.device)
-                mean_text_features = mean_text_features + features
-            self.text_features = normalize(mean_text_features / len(templates))
+        self.text_features = hand_crafted_text_features(clip_model, classnames, templates,
+                                                        self.device)
         self.clip_model = clip_model
 
     def model_inference(self, image):
@@ -59,7 +51,4 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     """Prompt ensembling (the dataset template is not added twice on ImageNet)."""
 
     def templates(self):
-        templates = list(IMAGENET_TEMPLATES_SELECT)
-        if self.cfg.DATASET.NAME != "ImageNet":
-            templates.append(dataset_template(self.cfg.DATASET.NAME))
-        return templates
+        return ensemble_templates(self.cfg.DATASET.NAME)

@@ -1,0 +1,204 @@
+"""E2MIM (Zhang, "Generalizable Prompt Tuning for Vision-Language Models", arXiv 2410.03189).
+
+Soft prompts (CoOp's context) and hand-crafted prompts are two views of the text
+modality; a learnable critic estimates the mutual information between the class
+probabilities the two views give for the same image, on original and class-wise
+mixed samples, and the prompt and the critic both maximise it:
+
+    L = CE(z_s(v), y) + W_MIX * softCE(z_s(v_mix), y_mix) - W_MI * I(p_s; p_h)
+
+The specification is the project's docs/E2MIM.md; every open choice is a
+``TRAINER.E2MIM`` key. The critic is its own registered model (own optimizer and
+scheduler; checkpointed and resumed) and is not used, nor loaded, for inference.
+"""
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from dassl.engine import TRAINER_REGISTRY
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_lr_scheduler, build_optimizer
+
+from .clip_prompting import (
+    PromptedCLIP,
+    PromptLearner,
+    hand_crafted_text_features,
+    normalize,
+)
+from .errors import ConfigError
+from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
+from .mutual_information import CRITICS, ESTIMATORS, MutualInformationEstimator
+from .prompt_trainer import PromptTuningTrainer
+from .templates import dataset_template, ensemble_templates
+
+CHOICES = {
+    "ESTIMATOR": ESTIMATORS,
+    "CRITIC": CRITICS,
+    "MIXUP_LEVEL": ("feature", "image"),
+    "INFERENCE": ("soft", "ensemble"),
+    "TEMPLATES": ("dataset", "ensemble"),
+}
+
+# Independent random streams of a step, all derived from the run's seed.
+MIXUP_STREAM, DERANGEMENT_STREAM, CRITIC_INIT_STREAM = 0, 1, 2
+
+
+def stream_seed(run_seed, stream):
+    return int(np.random.SeedSequence([run_seed, stream]).generate_state(1)[0])
+
+
+class DualViewCLIP(PromptedCLIP):
+    """Frozen CLIP with the soft and the hand-crafted view; predicts with the soft
+    view (``soft``) or with ``(1 - weight) * z_s + weight * z_h`` (``ensemble``)."""
+
+    def __init__(self, clip_model, prompt_learner, hand_crafted, inference, ensemble_weight):
+        super().__init__(clip_model, prompt_learner, hand_crafted)
+        self.inference = inference
+        self.ensemble_weight = ensemble_weight
+
+    def forward(self, image):
+        image_features = self.image_features(image)
+        text_features = self._frozen_text_features
+        if text_features is None:
+            text_features = self.text_features()
+        logits = self.logits(image_features, text_features)
+        if self.inference == "ensemble":
+            hand_crafted = self.logits(image_features, self.hand_crafted_text_features)
+            logits = (1 - self.ensemble_weight) * logits + self.ensemble_weight * hand_crafted
+        return logits
+
+
+@TRAINER_REGISTRY.register()
+class E2MIM(PromptTuningTrainer):
+    CONFIG_NODE = "E2MIM"
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        options = cfg.TRAINER.E2MIM
+        for key, valid in CHOICES.items():
+            if options[key] not in valid:
+                raise ConfigError(f"TRAINER.E2MIM.{key} must be one of {', '.join(valid)}; "
+                                  f"got {options[key]!r}")
+        if options.W_MI > 0 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
+            raise ConfigError(
+                "TRAINER.E2MIM.W_MI > 0 needs DATALOADER.TRAIN_X.BATCH_SIZE >= 2: the mutual-"
+                "information estimate contrasts the views of one sample (joint pairs) with "
+                "views of different samples (product-of-marginals pairs), and a batch of one "
+                "sample (one class, so no mixed sample either) has no such pair. Use a larger "
+                "batch, or W_MI 0")
+        if not 0 <= options.ENSEMBLE_WEIGHT <= 1:
+            raise ConfigError(f"TRAINER.E2MIM.ENSEMBLE_WEIGHT must be in [0, 1]; "
+                              f"got {options.ENSEMBLE_WEIGHT}")
+        if options.TEMPERATURE <= 0:
+            raise ConfigError(f"TRAINER.E2MIM.TEMPERATURE must be > 0; got {options.TEMPERATURE}")
+
+    def build_custom_clip(self, clip_model):
+        options = self.method_cfg
+        classnames = self.dm.dataset.classnames
+        prompt_learner = PromptLearner(classnames, clip_model, n_ctx=options.N_CTX,
+                                       ctx_init=options.CTX_INIT,
+                                       class_token_position=options.CLASS_TOKEN_POSITION)
+        name = self.cfg.DATASET.NAME
+        templates = ([dataset_template(name)] if options.TEMPLATES == "dataset"
+                     else ensemble_templates(name))
+        print(f"Hand-crafted view: {len(templates)} template(s), e.g. {templates[-1]!r}")
+        # The hand-crafted view is frozen: encoded once per class list, here.
+        hand_crafted = hand_crafted_text_features(clip_model.to(self.device), classnames,
+                                                  templates, self.device)
+        return DualViewCLIP(clip_model, prompt_learner, hand_crafted, options.INFERENCE,
+                            options.ENSEMBLE_WEIGHT)
+
+    def build_model(self):
+        super().build_model()
+        cfg, options = self.cfg, self.method_cfg
+        self.run_seed = cfg.SEED if cfg.SEED >= 0 else int(np.random.SeedSequence().entropy % 2**32)
+        self.mixup = ClassWiseMixup(options.MIXUP_ALPHA, options.MIXUP_PROB,
+                                    (self.run_seed, MIXUP_STREAM))
+        # The critic is initialised from its own stream so that building it leaves
+        # the global RNG (batch order, augmentation) exactly as CoOp's would be.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(self.run_seed, CRITIC_INIT_STREAM))
+            self.critic = MutualInformationEstimator(
+                self.num_classes, options.ESTIMATOR, options.CRITIC, options.CRITIC_HIDDEN,
+                options.CRITIC_LAYERS, options.MINE_EMA).to(self.device)
+        critic_optim_cfg = cfg.OPTIM.clone()
+        critic_optim_cfg.defrost()
+        critic_optim_cfg.LR = cfg.OPTIM.LR * options.CRITIC_LR_MULT
+        self.critic_optim = build_optimizer(self.critic, critic_optim_cfg)
+        self.critic_sched = build_lr_scheduler(self.critic_optim, critic_optim_cfg)
+        self.register_model("critic", self.critic, self.critic_optim, self.critic_sched)
+
+    # ------------------------------------------------------------------ training
+    def compute_losses(self, image, label):
+        """``(loss, logits, mi_estimate or None, summary)`` for one batch."""
+        options, model = self.method_cfg, self.model
+        image_features = model.image_features(image)
+        text_features = model.text_features()
+        logits = model.logits(image_features, text_features)
+        loss = F.cross_entropy(logits, label)
+        summary = {}
+
+        mixed_features = None
+        plan = None
+        if options.W_MIX > 0 or options.W_MI > 0:
+            plan = self.mixup.plan(label, self.epoch, self.batch_idx)
+        if plan is not None:
+            if options.MIXUP_LEVEL == "feature":
+                mixed_features = normalize(mix(image_features, plan))
+            else:
+                mixed_features = model.image_features(mix(image, plan))
+            if options.W_MIX > 0:
+                targets = soft_targets(label, plan, self.num_classes)
+                loss_mix = soft_cross_entropy(model.logits(mixed_features, text_features), targets)
+                loss = loss + options.W_MIX * loss_mix
+                summary["loss_mix"] = loss_mix.item()
+
+        mi_estimate = None
+        if options.W_MI > 0:
+            views = image_features if mixed_features is None else torch.cat(
+                [image_features, mixed_features])
+            if views.shape[0] >= 2:  # a lone sample has no product-of-marginals pair
+                p_soft = F.softmax(model.logits(views, text_features).float()
+                                   / options.TEMPERATURE, dim=-1)
+                with torch.no_grad():
+                    p_hand = F.softmax(model.logits(views, model.hand_crafted_text_features)
+                                       .float() / options.TEMPERATURE, dim=-1)
+                rng = np.random.default_rng(
+                    [self.run_seed, DERANGEMENT_STREAM, self.epoch, self.batch_idx])
+                mi_estimate = self.critic(p_soft, p_hand, rng)
+                loss = loss - options.W_MI * mi_estimate
+                summary["mi"] = mi_estimate.item()
+        return loss, logits, mi_estimate, summary
+
+    def forward_backward(self, batch):
+        image, label = self.parse_batch_train(batch)
+        with torch.autocast("cuda") if self.precision == "amp" else nullcontext():
+            loss, logits, mi_estimate, summary = self.compute_losses(image, label)
+        self.model_zero_grad()
+        self.detect_anomaly(loss)
+        # The critic's gradient is that of -I alone (not scaled by W_MI); the
+        # prompt's is that of the whole loss. Each backward fills only its inputs.
+        if mi_estimate is not None:
+            self._backward(-mi_estimate, list(self.critic.parameters()), retain_graph=True)
+        prompt_params = [p for p in self.model.prompt_learner.parameters() if p.requires_grad]
+        self._backward(loss, prompt_params)
+        if self.scaler is None:
+            self.model_update()
+        else:
+            self.scaler.step(self.optim)
+            if mi_estimate is not None:  # a GradScaler refuses an optimizer without gradients
+                self.scaler.step(self.critic_optim)
+            self.scaler.update()
+
+        loss_summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item(),
+                        **summary}
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return loss_summary
+
+    def _backward(self, loss, inputs, retain_graph=False):
+        if self.scaler is not None:
+            loss = self.scaler.scale(loss)
+        loss.backward(inputs=inputs, retain_graph=retain_graph)
