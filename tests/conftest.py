@@ -80,3 +80,29 @@ def tiny_opts(checkpoint, shape="tiny-ViT"):
     size = TINY_INPUT_SIZE[shape]
     return ["MODEL.BACKBONE.NAME", checkpoint, "INPUT.SIZE", f"({size}, {size})",
             "DATALOADER.NUM_WORKERS", "0"]
+
+
+CONFIGS = {
+    "CoOp": "configs/trainers/CoOp/vit_b16_ep50.yaml",
+    "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
+    "KgCoOp": "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
+    "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
+    "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
+    "E2MIM": "configs/trainers/E2MIM/vit_b16_ep50_ctxv1.yaml",
+}
+
+
+def make_trainer(name, data, checkpoint, *opts, shape="tiny-ViT", output_dir="", seed=1):
+    """A trainer built in-process exactly as train.py builds it (on a fake Caltech101)."""
+    import train
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+
+    args = train.build_parser().parse_args(
+        ["--root", data, "--seed", str(seed), "--trainer", name,
+         "--dataset-config-file", "configs/datasets/caltech101.yaml",
+         "--config-file", CONFIGS[name], "--output-dir", output_dir or "/nonexistent",
+         *tiny_opts(checkpoint, shape), *opts])
+    cfg = train.setup_cfg(args)
+    set_random_seed(cfg.SEED)
+    return build_trainer(cfg)

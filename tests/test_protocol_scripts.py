@@ -43,6 +43,7 @@ def final_accuracy(run_dir):
     ("coop", "CoOp", "vit_b16_ctxv1"),
     ("cocoop", "CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1"),
     ("kgcoop", "KgCoOp", "vit_b16_ep100_ctxv1"),
+    ("e2mim", "E2MIM", "vit_b16_ep50_ctxv1"),
 ])
 def test_base_to_new_scripts_and_table(protocol_env, method, trainer, cfg):
     out = protocol_env["OUTPUT"]
@@ -54,6 +55,8 @@ def test_base_to_new_scripts_and_table(protocol_env, method, trainer, cfg):
     train_dir = osp.join(out, "base2new", "train_base", common)
     test_dir = osp.join(out, "base2new", "test_new", common)
     assert osp.isfile(osp.join(train_dir, "prompt_learner", f"model.pth.tar-{EPOCHS}"))
+    if trainer == "E2MIM":  # the critic is checkpointed too (and resumed), not used to test
+        assert osp.isfile(osp.join(train_dir, "critic", f"model.pth.tar-{EPOCHS}"))
     base, new = final_accuracy(train_dir), final_accuracy(test_dir)
     with open(osp.join(test_dir, "log.txt")) as f:
         test_log = f.read()

@@ -10,11 +10,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-import train
 from clip import clip
-from dassl.engine import build_trainer
-from dassl.utils import set_random_seed
-from tests.conftest import tiny_opts
+from tests.conftest import make_trainer
 from tests.oracles import openai_clip
 from trainers.clip_prompting import PromptedCLIP, PromptLearner, load_clip_to_cpu
 from trainers.cocoop import ConditionalPromptedCLIP, ConditionalPromptLearner
@@ -27,27 +24,6 @@ from trainers.templates import (
     dataset_template,
 )
 from trainers.zsclip import ZeroshotCLIP2
-
-CONFIGS = {
-    "CoOp": "configs/trainers/CoOp/vit_b16_ep50.yaml",
-    "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
-    "KgCoOp": "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
-    "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
-    "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
-}
-
-
-def make_trainer(name, data, checkpoint, *opts, shape="tiny-ViT", output_dir="", seed=1):
-    """A trainer built in-process exactly as train.py builds it."""
-    args = train.build_parser().parse_args(
-        ["--root", data, "--seed", str(seed), "--trainer", name,
-         "--dataset-config-file", "configs/datasets/caltech101.yaml",
-         "--config-file", CONFIGS[name], "--output-dir", output_dir or "/nonexistent",
-         *tiny_opts(checkpoint, shape), *opts])
-    cfg = train.setup_cfg(args)
-    set_random_seed(cfg.SEED)
-    return build_trainer(cfg)
-
 
 def tiny_models(path):
     """Our CLIP and OpenAI's, in fp32, from the same checkpoint file."""
