@@ -236,6 +236,10 @@ class PromptedCLIP(nn.Module):
         text_features = self._frozen_text_features
         if text_features is None:
             text_features = self.text_features()
+        return self.classify(image_features, text_features)
+
+    def classify(self, image_features, text_features):
+        """The prediction rule: logits of the learned prompts (a method may combine views)."""
         return self.logits(image_features, text_features)
 
     @contextmanager

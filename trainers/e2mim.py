@@ -58,11 +58,7 @@ class DualViewCLIP(PromptedCLIP):
         self.inference = inference
         self.ensemble_weight = ensemble_weight
 
-    def forward(self, image):
-        image_features = self.image_features(image)
-        text_features = self._frozen_text_features
-        if text_features is None:
-            text_features = self.text_features()
+    def classify(self, image_features, text_features):
         logits = self.logits(image_features, text_features)
         if self.inference == "ensemble":
             hand_crafted = self.logits(image_features, self.hand_crafted_text_features)
