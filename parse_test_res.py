@@ -151,12 +151,12 @@ def base2new_records(per_dataset, ci95=False):
     return records
 
 
-def render(records, fmt):
+def render(records, fmt, first_column="dataset"):
     if fmt == "csv":
         fields = ["dataset", "seeds_base", "seeds_new", "base", "base_std", "new", "new_std", "H"]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(fields)
+        writer.writerow([first_column] + fields[1:])
         for record in records:
             writer.writerow(["" if record[f] is None else
                              f"{record[f]:.2f}" if isinstance(record[f], float) else record[f]
@@ -171,7 +171,7 @@ def render(records, fmt):
 
     rows = [[r["dataset"], "" if r["seeds_base"] is None else f"{r['seeds_base']}/{r['seeds_new']}",
              cell(r, "base"), cell(r, "new"), cell(r, "H")] for r in records]
-    return tabulate(rows, headers=["dataset", "seeds", "base", "new", "H"],
+    return tabulate(rows, headers=[first_column, "seeds", "base", "new", "H"],
                     tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
 
 
@@ -187,6 +187,23 @@ def print_base2new(root, args):
         title = f"{trainer} / {cfg} / {shots.replace('_', ' ')}"
         print(f"# {title}" if args.format == "csv" else f"\n{title}\n")
         print(render(records, args.format))
+    if len(results) > 1:
+        title = "Summary: average over datasets, per method"
+        print(f"# {title}" if args.format == "csv" else f"\n{title}\n")
+        print(render(summary_records(results, args.ci95), args.format, "method"))
+
+
+def summary_records(results, ci95=False):
+    """One record per (trainer, cfg, shots): its average row over datasets."""
+    records = []
+    for (shots, trainer, cfg), per_dataset in sorted(results.items(), key=lambda kv: kv[0][1]):
+        average = base2new_records(per_dataset, ci95)[-1]
+        if not average["dataset"].startswith("average"):
+            continue
+        records.append({**average, "dataset": f"{trainer} ({cfg}, {shots.replace('_', ' ')})",
+                        "seeds_base": min(len(v["base"]) for v in per_dataset.values()),
+                        "seeds_new": min(len(v["new"]) for v in per_dataset.values())})
+    return records
 
 
 def main(argv=None):

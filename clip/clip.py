@@ -34,6 +34,12 @@ _MODELS = {
 
 DEFAULT_ROOT = os.path.expanduser("~/.cache/clip")
 
+# Models shipped inside this repository (not OpenAI releases): name -> file.
+_SHIPPED = {
+    "SynthCLIP-RN": os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights",
+                                 "SynthCLIP-RN.pt"),
+}
+
 
 def _sha256(path):
     digest = hashlib.sha256()
@@ -120,8 +126,8 @@ def _transform(n_px):
 
 
 def available_models() -> List[str]:
-    """The names of the released CLIP models."""
-    return list(_MODELS.keys())
+    """The names of the released CLIP models, then those shipped with this repository."""
+    return list(_MODELS.keys()) + list(_SHIPPED.keys())
 
 
 def _is_torchscript_archive(path):
@@ -175,6 +181,8 @@ def load(name: str, device: Union[str, torch.device] = "cuda" if torch.cuda.is_a
     """
     if name in _MODELS:
         model_path = _download(_MODELS[name], download_root or DEFAULT_ROOT)
+    elif name in _SHIPPED:
+        model_path = _SHIPPED[name]
     elif os.path.isfile(name):
         model_path = name
     else:

@@ -279,7 +279,8 @@ class CLIP(nn.Module):
 
     def encode_text(self, text):
         x = self.token_embedding(text).type(self.dtype)  # (N, L, width)
-        x = x + self.positional_embedding.type(self.dtype)
+        # Texts may be cut after their longest end-of-text token (the mask is causal).
+        x = x + self.positional_embedding[:x.shape[1]].type(self.dtype)
         x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
         x = self.ln_final(x).type(self.dtype)
         # Features at the end-of-text token (the largest id in each sequence).

@@ -5,4 +5,4 @@ dataset comes from and how it is laid out under DATASET.ROOT.
 """
 from . import (caltech101, dtd, eurosat, fgvc_aircraft, food101, imagenet, imagenet_a,  # noqa: F401
                imagenet_r, imagenet_sketch, imagenetv2, oxford_flowers, oxford_pets,
-               stanford_cars, sun397, ucf101)
+               stanford_cars, sun397, synthworld, ucf101)

@@ -126,6 +126,22 @@ fewshot() {  # DATASET SEED SHOTS
 }
 
 # ---------------------------------------------------------------- zero-shot
+# base2new_zeroshot DATASET SEED: zero-shot CLIP on the base and the new classes,
+# written in the base-to-new layout (train_base/, test_new/) so that the results
+# table shows it beside the trained methods.
+base2new_zeroshot() {
+    need_args 2 "DATASET SEED" "$@"
+    local cfg; cfg=$(base2new_cfg "$1")
+    local common="$1/shots_$SHOTS/$TRAINER/$cfg/seed$2" sub split
+    for sub in base new; do
+        split=train_base
+        [ "$sub" = new ] && split=test_new
+        # shellcheck disable=SC2046
+        run_job eval "$OUTPUT/base2new/$split/$common" $(common_args "$1" "$2" "$cfg") \
+            --eval-only DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES "$sub"
+    done
+}
+
 # zeroshot DATASET [all|base|new]: zero-shot CLIP (ZS_TRAINER, default ZeroshotCLIP)
 # with the backbone and input settings of this method's base-to-new config.
 zeroshot() {

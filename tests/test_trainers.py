@@ -49,7 +49,7 @@ def test_template_tables():
     assert all(t.count("{}") == 1 for t in IMAGENET_TEMPLATES)
     assert IMAGENET_TEMPLATES_SELECT[0] == "itap of a {}." and len(IMAGENET_TEMPLATES_SELECT) == 7
     assert set(IMAGENET_TEMPLATES_SELECT) <= set(IMAGENET_TEMPLATES)
-    assert len(CUSTOM_TEMPLATES) == 15
+    assert len(CUSTOM_TEMPLATES) == 16  # the 15 of CoOp and SynthWorld
     differing = {k for k in CUSTOM_TEMPLATES if KGCOOP_TEMPLATES[k] != CUSTOM_TEMPLATES[k]}
     assert differing == {"DescribableTextures"}
     with pytest.raises(ConfigError, match="Caltech101"):

@@ -25,9 +25,12 @@ _tokenizer = SimpleTokenizer()
 
 def resolve_backbone(name):
     """The checkpoint file for MODEL.BACKBONE.NAME: a release name (downloaded once into
-    ~/.cache/clip and verified) or the path of a local checkpoint file."""
+    ~/.cache/clip and verified), a model shipped in clip/weights/ (SynthCLIP-RN), or the
+    path of a local checkpoint file."""
     if name in clip._MODELS:
         return clip._download(clip._MODELS[name])
+    if name in clip._SHIPPED:
+        return clip._SHIPPED[name]
     if osp.isfile(name):
         return name
     raise ConfigError(
@@ -84,13 +87,16 @@ class TextEncoder(nn.Module):
         self.dtype = clip_model.dtype
 
     def forward(self, prompts, tokenized_prompts):
-        x = prompts + self.positional_embedding.type(self.dtype)
+        # The feature of a text is the one at its end-of-text token (the largest id).
+        # The attention mask is causal, so positions after the last end-of-text token
+        # cannot change it: encode only up to there (about 77/10 of the work).
+        eot = tokenized_prompts.argmax(dim=-1)
+        length = int(eot.max()) + 1
+        x = prompts[..., :length, :] + self.positional_embedding[:length].type(self.dtype)
         x = x.permute(1, 0, 2)  # NLD -> LND
         x = self.transformer(x)
         x = x.permute(1, 0, 2)  # LND -> NLD
         x = self.ln_final(x).type(self.dtype)
-        # The feature of a text is the one at its end-of-text token (the largest id).
-        eot = tokenized_prompts.argmax(dim=-1)
         return x[torch.arange(x.shape[0]), eot] @ self.text_projection
 
 
@@ -100,8 +106,10 @@ def normalize(features):
 
 @torch.no_grad()
 def encode_texts(clip_model, texts, device):
-    """Normalised CLIP text features of ``texts``, one row per text."""
-    tokens = clip.tokenize(texts).to(device)
+    """Normalised CLIP text features of ``texts``, one row per text (encoded up to the
+    longest end-of-text token: the mask is causal, the rest cannot change them)."""
+    tokens = clip.tokenize(texts)
+    tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1].to(device)
     return normalize(clip_model.encode_text(tokens))
 
 

@@ -12,6 +12,18 @@ def extend_cfg(cfg):
     # second half ("new") of the labels, relabelled from 0.
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
 
+    # SynthWorld, the embedded benchmark (datasets/synthworld.py): generated once
+    # under DATASET.ROOT/synthworld with these settings.
+    cfg.DATASET.SYNTHWORLD = CN()
+    cfg.DATASET.SYNTHWORLD.SEED = 2024  # the world's own seed (not the run's)
+    cfg.DATASET.SYNTHWORLD.N_COLOURS = 10  # classes = colours x shapes, colour-major
+    cfg.DATASET.SYNTHWORLD.N_SHAPES = 10
+    cfg.DATASET.SYNTHWORLD.TRAIN_PER_CLASS = 20
+    cfg.DATASET.SYNTHWORLD.VAL_PER_CLASS = 4
+    cfg.DATASET.SYNTHWORLD.TEST_PER_CLASS = 30
+    cfg.DATASET.SYNTHWORLD.HUE_SHIFT = 30.0  # degrees: the task's domain shift from pretraining
+    cfg.DATASET.SYNTHWORLD.IMAGE_SIZE = 32
+
     # CoOp (Zhou et al., IJCV 2022): upstream keys and defaults.
     cfg.TRAINER.COOP = CN()
     cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors

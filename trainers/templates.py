@@ -21,6 +21,7 @@ CUSTOM_TEMPLATES = {
     "ImageNetV2": "a photo of a {}.",
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
+    "SynthWorld": "a photo of a {}.",  # the embedded benchmark (not in CoOp's table)
 }
 
 # Upstream KgCoOp keeps its own copy of the table that differs in one entry;

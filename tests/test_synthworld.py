@@ -1,0 +1,102 @@
+"""SynthWorld: the generator, the loader, the shipped SynthCLIP-RN, and the demo's quick path."""
+import filecmp
+import os
+import os.path as osp
+import subprocess
+
+import pytest
+import torch
+
+import datasets  # noqa: F401
+from clip import clip
+from dassl.config import get_cfg_default
+from dassl.data.datasets import DATASET_REGISTRY
+from datasets.synthworld import class_list, generate_world
+from tests.conftest import REPO
+from tools.pretrain_synthclip import zero_shot_accuracy
+from trainers.defaults import extend_cfg
+
+SMALL = ["N_COLOURS", 4, "N_SHAPES", 3, "TRAIN_PER_CLASS", 3, "VAL_PER_CLASS", 1,
+         "TEST_PER_CLASS", 2]
+
+
+def world_cfg(root, subsample="all", shots=-1, **changes):
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    cfg.DATASET.NAME, cfg.DATASET.ROOT = "SynthWorld", str(root)
+    cfg.DATASET.SUBSAMPLE_CLASSES, cfg.DATASET.NUM_SHOTS, cfg.SEED = subsample, shots, 1
+    for key, value in zip(SMALL[::2], SMALL[1::2]):
+        cfg.DATASET.SYNTHWORLD[key] = changes.get(key, value)
+    return cfg
+
+
+def test_same_seed_same_bytes(tmp_path):
+    cfg = world_cfg(tmp_path)
+    from datasets.synthworld import world_settings
+
+    generate_world(str(tmp_path / "a"), world_settings(cfg))
+    generate_world(str(tmp_path / "b"), world_settings(cfg))
+    files = sorted(os.path.relpath(osp.join(d, f), tmp_path / "a")
+                   for d, _, fs in os.walk(tmp_path / "a") for f in fs)
+    assert len(files) == 4 * 3 * (3 + 1 + 2) + 2  # images + split file + world.json
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", files, shallow=False)
+    assert not mismatch and not errors
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".synthworld-")]
+
+
+def test_loader_classes_splits_and_base_new(tmp_path):
+    everything = DATASET_REGISTRY.get("SynthWorld")(world_cfg(tmp_path))
+    assert everything.classnames[:4] == ["red circle", "red square", "red triangle",
+                                         "orange circle"]
+    assert len(everything.classnames) == 12
+    assert (len(everything.train_x), len(everything.val), len(everything.test)) == (36, 12, 24)
+    base = DATASET_REGISTRY.get("SynthWorld")(world_cfg(tmp_path, "base", shots=2))
+    new = DATASET_REGISTRY.get("SynthWorld")(world_cfg(tmp_path, "new"))
+    assert {n.split()[0] for n in base.classnames} == {"red", "orange"}
+    assert {n.split()[0] for n in new.classnames} == {"yellow", "green"}
+    assert len(base.train_x) == 6 * 2
+    assert [label for label, *_ in class_list({"colours": 2, "shapes": 2})] == [0, 1, 2, 3]
+
+
+def test_a_world_made_with_other_settings_is_refused(tmp_path):
+    DATASET_REGISTRY.get("SynthWorld")(world_cfg(tmp_path))
+    with pytest.raises(ValueError, match=r"other settings .*'hue_shift': \(30.0, 10.0\)"):
+        cfg = world_cfg(tmp_path)
+        cfg.DATASET.SYNTHWORLD.HUE_SHIFT = 10.0
+        DATASET_REGISTRY.get("SynthWorld")(cfg)
+
+
+def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution():
+    assert "SynthCLIP-RN" in clip.available_models()
+    size_mb = osp.getsize(clip._SHIPPED["SynthCLIP-RN"]) / 2**20
+    assert size_mb <= 25
+    model, _ = clip.load("SynthCLIP-RN", device="cpu")
+    colours = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "cyan",
+               "gray"]
+    # 100 classes, 10 fresh images each, a seed the pretraining never used.
+    accuracy = zero_shot_accuracy(model, colours, n_per_class=10, seed=987)
+    assert accuracy >= 65.0, accuracy
+
+
+def test_demo_quick_path_on_a_reduced_world(tmp_path):
+    env = dict(os.environ, DEMO_OUTPUT=str(tmp_path / "demo"), DEMO_DATA=str(tmp_path / "data"),
+               DEMO_JOBS="2", PYTHON=os.environ.get("PYTHON", "python"),
+               EXTRA_OPTS="OPTIM.MAX_EPOCH 1 DATASET.SYNTHWORLD.N_COLOURS 4 "
+                          "DATASET.SYNTHWORLD.N_SHAPES 2 DATASET.SYNTHWORLD.TRAIN_PER_CLASS 4 "
+                          "DATASET.SYNTHWORLD.TEST_PER_CLASS 3 DATALOADER.TRAIN_X.BATCH_SIZE 4")
+    import sys
+
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(["bash", osp.join(REPO, "scripts", "demo.sh"), "--quick"], cwd="/",
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for trainer in ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "E2MIM"):
+        assert f"{trainer} / synthworld / shots 16" in proc.stdout
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "| E2MIM" in report and (tmp_path / "demo" / "report.png").is_file()
+    # A second call reuses every finished job.
+    again = subprocess.run(["bash", osp.join(REPO, "scripts", "demo.sh"), "--quick"], cwd="/",
+                           env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0
+    logs = (tmp_path / "demo" / "logs" / "coop-seed1.txt").read_text()
+    assert "Skip this job" in logs
