@@ -35,7 +35,7 @@ JOBS="${DEMO_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 mkdir -p "$DATA" "$OUTPUT/logs"
 start=$(date +%s)
 
-# Zero-shot first: it also generates the world, before parallel jobs need it.
+# Zero-shot first: it generates the world on first use, before parallel jobs need it.
 echo "[demo] zero-shot CLIP (generates SynthWorld on first use)"
 bash scripts/zsclip/base2new.sh synthworld 1 > "$OUTPUT/logs/zsclip.txt" 2>&1 \
     || { echo "[demo] zero-shot failed; see $OUTPUT/logs/zsclip.txt" >&2; exit 1; }
@@ -49,9 +49,10 @@ run_method() {  # METHOD SEED: train on base classes, then test on new ones
 }
 export -f run_method
 
-# The slowest method first, so that the parallel jobs finish together.
-for seed in $SEEDS; do
-    for method in cocoop e2mim kgcoop coop; do echo "$method $seed"; done
+# Longest jobs first (CoCoOp encodes the prompts once per image), so that the
+# parallel workers finish together.
+for method in cocoop e2mim kgcoop coop; do
+    for seed in $SEEDS; do echo "$method $seed"; done
 done | xargs -P "$JOBS" -n 2 bash -c 'run_method "$0" "$1"'
 
 echo
