@@ -3,4 +3,4 @@
 ``from clip import clip`` gives ``clip.load``, ``clip.tokenize``, ``clip.build_model``,
 ``clip._MODELS`` and ``clip._download``, as CoOp-family trainers expect.
 """
-from .clip import *  # noqa: F401,F403
+from .clip import *

@@ -6,17 +6,22 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from typing import List, Union
 
 import torch
-from torchvision.transforms import CenterCrop, Compose, Normalize, Resize, ToTensor
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import (
+    CenterCrop,
+    Compose,
+    InterpolationMode,
+    Normalize,
+    Resize,
+    ToTensor,
+)
 from tqdm import tqdm
 
 from .model import build_model
 from .simple_tokenizer import SimpleTokenizer as _Tokenizer
 
-__all__ = ["available_models", "load", "tokenize", "build_model"]
+__all__ = ["available_models", "build_model", "load", "tokenize"]
 _tokenizer = _Tokenizer()
 
 # OpenAI's release URLs; the folder name of each is the SHA256 of the file.
@@ -125,7 +130,7 @@ def _transform(n_px):
     ])
 
 
-def available_models() -> List[str]:
+def available_models() -> list[str]:
     """The names of the released CLIP models, then those shipped with this repository."""
     return list(_MODELS.keys()) + list(_SHIPPED.keys())
 
@@ -169,7 +174,7 @@ def _read_state_dict(model_path):
     return state_dict
 
 
-def load(name: str, device: Union[str, torch.device] = "cuda" if torch.cuda.is_available() else "cpu",
+def load(name: str, device: str | torch.device = "cuda" if torch.cuda.is_available() else "cpu",
          jit: bool = False, download_root: str = None):
     """Load a CLIP model by release name or from a local file.
 
@@ -201,7 +206,7 @@ def load(name: str, device: Union[str, torch.device] = "cuda" if torch.cuda.is_a
     return model, _transform(model.visual.input_resolution)
 
 
-def tokenize(texts: Union[str, List[str]], context_length: int = 77,
+def tokenize(texts: str | list[str], context_length: int = 77,
              truncate: bool = False) -> torch.LongTensor:
     """Token ids of ``texts``, start and end tokens included, zero-padded to ``context_length``.
 

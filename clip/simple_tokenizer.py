@@ -14,12 +14,12 @@ import ftfy
 import regex as re
 
 
-@lru_cache()
+@lru_cache
 def default_bpe():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpe_simple_vocab_16e6.txt.gz")
 
 
-@lru_cache()
+@lru_cache
 def bytes_to_unicode():
     """A reversible map from the 256 byte values to printable unicode characters.
 

@@ -3,6 +3,21 @@
 They reproduce CoOp's loaders item for item; DATASETS.md says where each
 dataset comes from and how it is laid out under DATASET.ROOT.
 """
-from . import (caltech101, dtd, eurosat, fgvc_aircraft, food101, imagenet, imagenet_a,  # noqa: F401
-               imagenet_r, imagenet_sketch, imagenetv2, oxford_flowers, oxford_pets,
-               stanford_cars, sun397, synthworld, ucf101)
+from . import (  # noqa: F401
+               caltech101,
+               dtd,
+               eurosat,
+               fgvc_aircraft,
+               food101,
+               imagenet,
+               imagenet_a,
+               imagenet_r,
+               imagenet_sketch,
+               imagenetv2,
+               oxford_flowers,
+               oxford_pets,
+               stanford_cars,
+               sun397,
+               synthworld,
+               ucf101,
+)

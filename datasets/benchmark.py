@@ -15,7 +15,7 @@ import re
 import tempfile
 from collections import defaultdict
 
-from dassl.data.datasets import Datum, DatasetBase
+from dassl.data.datasets import DatasetBase, Datum
 from dassl.utils import listdir_nohidden, mkdir_if_missing, read_json, write_json
 
 SUBSAMPLE_CHOICES = ["all", "base", "new"]
@@ -75,8 +75,7 @@ def save_split(train, val, test, filepath, path_prefix):
         out = []
         for item in items:
             impath = item.impath.replace(path_prefix, "")
-            if impath.startswith("/"):
-                impath = impath[1:]
+            impath = impath.removeprefix("/")
             out.append((impath, item.label, item.classname))
         return out
 

@@ -2,11 +2,18 @@ import os
 import os.path as osp
 from collections import OrderedDict
 
-from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 from dassl.utils import listdir_nohidden, mkdir_if_missing
 
-from .benchmark import (Benchmark, dataset_root, read_lines, read_pickle, require_layout,
-                        subsample_classes, write_pickle)
+from .benchmark import (
+    Benchmark,
+    dataset_root,
+    read_lines,
+    read_pickle,
+    require_layout,
+    subsample_classes,
+    write_pickle,
+)
 
 
 def read_classnames(text_file):

@@ -117,7 +117,6 @@ def main(argv=None):
     import argparse
 
     from dassl.config import get_cfg_default
-
     from trainers.defaults import extend_cfg
 
     parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from parse_test_res import collect_base2new, render, summary_records  # noqa: E402
+from parse_test_res import collect_base2new, render, summary_records
 
 BAR_COLOURS = {"base": (66, 133, 244), "new": (234, 67, 53), "H": (52, 168, 83)}
 

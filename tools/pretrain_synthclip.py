@@ -23,11 +23,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from clip import clip  # noqa: E402
-from clip.model import CLIP, convert_weights  # noqa: E402
-from clip.shapes import MODEL_SHAPES  # noqa: E402
-from datasets.synthworld_render import COLOURS, SHAPES, captions, render  # noqa: E402
-from dassl.utils.torchtools import torch_save_atomic  # noqa: E402
+from clip import clip
+from clip.model import CLIP, convert_weights
+from clip.shapes import MODEL_SHAPES
+from datasets.synthworld_render import COLOURS, SHAPES, captions, render
 
 SHAPE = "SynthCLIP-RN"
 PIXEL_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -134,7 +133,9 @@ def main(argv=None):
     state_dict = model.state_dict()
     state_dict["token_embedding.weight"] = state_dict["token_embedding.weight"].half()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    torch_save_atomic(state_dict, args.out)
+    partial = args.out + ".partial"  # written whole, then renamed: never a half file
+    torch.save(state_dict, partial)
+    os.replace(partial, args.out)
     print(f"Saved {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB)")
 
 

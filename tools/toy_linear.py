@@ -12,11 +12,11 @@ import os
 import os.path as osp
 
 import numpy as np
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
-from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer

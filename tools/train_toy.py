@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import tools.toy_linear  # noqa: E402,F401  (registers ToyColours and ToyLinear)
-import train  # noqa: E402
+import tools.toy_linear  # noqa: F401  (registers ToyColours and ToyLinear)
+import train
 
 if __name__ == "__main__":
     train.run()
