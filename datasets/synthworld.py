@@ -109,27 +109,3 @@ class SynthWorld(Benchmark):
     def create_splits(self):  # the generator always writes the split file
         raise FileNotFoundError(f"{self.split_path} is missing; delete {self.dataset_dir} to "
                                 "generate SynthWorld again")
-
-
-def main(argv=None):
-    """Generate the world now, as a run would on first use (scripts/demo.sh calls it):
-    python -c "from datasets.synthworld import main; main()" --root DATA [KEY VALUE ...]."""
-    import argparse
-
-    from dassl.config import get_cfg_default
-    from trainers.defaults import extend_cfg
-
-    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
-    parser.add_argument("--root", required=True)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
-    cfg.merge_from_list(args.opts)
-    cfg.DATASET.ROOT = args.root
-    folder = osp.join(dataset_root(cfg), SynthWorld.dataset_dir)
-    if osp.exists(osp.join(folder, "world.json")):
-        print(f"SynthWorld already in {folder}")
-        return
-    print(f"Generating SynthWorld in {folder} ...")
-    generate_world(folder, world_settings(cfg))

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from clip import clip
-from clip.model import CLIP, convert_weights
-from clip.shapes import MODEL_SHAPES
-from datasets.synthworld_render import COLOURS, SHAPES, captions, render
+from clip.model import CLIP, convert_weights  # noqa: E402
+from clip.shapes import MODEL_SHAPES  # noqa: E402
+from datasets.synthworld_render import COLOURS, SHAPES, captions, render  # noqa: E402
+from trainers.clip_prompting import tokenize_to_last_eot  # noqa: E402
 
 SHAPE = "SynthCLIP-RN"
 PIXEL_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -37,11 +37,6 @@ def normalize_images(images):
     return (images - PIXEL_MEAN) / PIXEL_STD
 
 
-def truncated_tokens(texts):
-    tokens = clip.tokenize(texts)
-    return tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
-
-
 @torch.no_grad()
 def zero_shot_accuracy(model, colour_names, n_per_class=20, seed=12345, hue_shift=0.0):
     """Accuracy over all colour x shape classes of ``colour_names``, on fresh images."""
@@ -50,7 +45,7 @@ def zero_shot_accuracy(model, colour_names, n_per_class=20, seed=12345, hue_shif
     colour_ids = torch.tensor([names.index(c) for c in colour_names])
     classes = [(c, s) for c in colour_ids.tolist() for s in range(len(SHAPES))]
     prompts = [f"a photo of a {names[c]} {SHAPES[s]}." for c, s in classes]
-    text = F.normalize(model.encode_text(truncated_tokens(prompts)).float(), dim=-1)
+    text = F.normalize(model.encode_text(tokenize_to_last_eot(prompts)).float(), dim=-1)
     gen = torch.Generator().manual_seed(seed)
     labels = torch.arange(len(classes)).repeat_interleave(n_per_class)
     c_ids = torch.tensor([c for c, _ in classes]).repeat_interleave(n_per_class)
@@ -111,7 +106,7 @@ def main(argv=None):
         texts = captions(colour_ids, shape_ids, attributes, gen, names)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             image = F.normalize(model.encode_image(normalize_images(images)).float(), dim=-1)
-            text = F.normalize(model.encode_text(truncated_tokens(texts)).float(), dim=-1)
+            text = F.normalize(model.encode_text(tokenize_to_last_eot(texts)).float(), dim=-1)
         logits = model.logit_scale.exp() * image @ text.t()
         target = torch.arange(args.batch_size)
         loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2

@@ -58,14 +58,13 @@ def run_precision(prec, device, key):
     return prec
 
 
-def prepare_clip(clip_model, precision):
-    # CLIP's released weights are fp16; fp32 and amp runs keep a float32 copy.
+def load_clip_for_run(cfg, precision):
+    """CLIP for this run: loaded, in the run's precision (the released weights are fp16;
+    fp32 and amp runs keep a float32 copy), its input size checked against the config."""
+    print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+    clip_model = load_clip_to_cpu(cfg)
     if precision in ("fp32", "amp"):
         clip_model.float()
-    return clip_model
-
-
-def check_input_size(cfg, clip_model):
     clip_size = clip_model.visual.input_resolution
     if cfg.INPUT.SIZE[0] != clip_size:
         raise ConfigError(
@@ -73,6 +72,7 @@ def check_input_size(cfg, clip_model):
             f"{cfg.MODEL.BACKBONE.NAME}, which takes {clip_size}x{clip_size} images; set "
             f"INPUT.SIZE ({clip_size}, {clip_size})"
         )
+    return clip_model
 
 
 class TextEncoder(nn.Module):
@@ -108,9 +108,13 @@ def normalize(features):
 def encode_texts(clip_model, texts, device):
     """Normalised CLIP text features of ``texts``, one row per text (encoded up to the
     longest end-of-text token: the mask is causal, the rest cannot change them)."""
+    return normalize(clip_model.encode_text(tokenize_to_last_eot(texts).to(device)))
+
+
+def tokenize_to_last_eot(texts):
+    """Token ids cut after the longest text's end-of-text token (the rest is padding)."""
     tokens = clip.tokenize(texts)
-    tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1].to(device)
-    return normalize(clip_model.encode_text(tokens))
+    return tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
 
 
 @torch.no_grad()

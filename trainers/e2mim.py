@@ -136,7 +136,7 @@ class E2MIM(PromptTuningTrainer):
         loss = F.cross_entropy(logits, label)
         summary = {}
 
-        mixed_features = None
+        views, soft_logits = image_features, logits  # all samples of the step, for the MI
         plan = None
         if options.W_MIX > 0 or options.W_MI > 0:
             plan = self.mixup.plan(label, self.epoch, self.batch_idx)
@@ -145,27 +145,26 @@ class E2MIM(PromptTuningTrainer):
                 mixed_features = normalize(mix(image_features, plan))
             else:
                 mixed_features = model.image_features(mix(image, plan))
+            mixed_logits = model.logits(mixed_features, text_features)
             if options.W_MIX > 0:
                 targets = soft_targets(label, plan, self.num_classes)
-                loss_mix = soft_cross_entropy(model.logits(mixed_features, text_features), targets)
+                loss_mix = soft_cross_entropy(mixed_logits, targets)
                 loss = loss + options.W_MIX * loss_mix
                 summary["loss_mix"] = loss_mix.item()
+            views = torch.cat([image_features, mixed_features])
+            soft_logits = torch.cat([logits, mixed_logits])
 
         mi_estimate = None
-        if options.W_MI > 0:
-            views = image_features if mixed_features is None else torch.cat(
-                [image_features, mixed_features])
-            if views.shape[0] >= 2:  # a lone sample has no product-of-marginals pair
-                p_soft = F.softmax(model.logits(views, text_features).float()
-                                   / options.TEMPERATURE, dim=-1)
-                with torch.no_grad():
-                    p_hand = F.softmax(model.logits(views, model.hand_crafted_text_features)
-                                       .float() / options.TEMPERATURE, dim=-1)
-                rng = np.random.default_rng(
-                    [self.run_seed, DERANGEMENT_STREAM, self.epoch, self.batch_idx])
-                mi_estimate = self.critic(p_soft, p_hand, rng)
-                loss = loss - options.W_MI * mi_estimate
-                summary["mi"] = mi_estimate.item()
+        if options.W_MI > 0 and views.shape[0] >= 2:  # one sample has no marginal pair
+            p_soft = F.softmax(soft_logits.float() / options.TEMPERATURE, dim=-1)
+            with torch.no_grad():
+                p_hand = F.softmax(model.logits(views, model.hand_crafted_text_features)
+                                   .float() / options.TEMPERATURE, dim=-1)
+            rng = np.random.default_rng(
+                [self.run_seed, DERANGEMENT_STREAM, self.epoch, self.batch_idx])
+            mi_estimate = self.critic(p_soft, p_hand, rng)
+            loss = loss - options.W_MI * mi_estimate
+            summary["mi"] = mi_estimate.item()
         return loss, logits, mi_estimate, summary
 
     def forward_backward(self, batch):

@@ -17,10 +17,8 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
 
 from .clip_prompting import (
-    check_input_size,
     check_precision,
-    load_clip_to_cpu,
-    prepare_clip,
+    load_clip_for_run,
     run_precision,
 )
 from .errors import CheckpointError
@@ -50,9 +48,7 @@ class PromptTuningTrainer(TrainerX):
         cfg = self.cfg
         self.precision = run_precision(self.method_cfg.PREC, self.device,
                                        f"TRAINER.{self.CONFIG_NODE}.PREC")
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = prepare_clip(load_clip_to_cpu(cfg), self.precision)
-        check_input_size(cfg, clip_model)
+        clip_model = load_clip_for_run(cfg, self.precision)
 
         print("Building custom CLIP")
         self.model = self.build_custom_clip(clip_model)

@@ -6,11 +6,9 @@ features of CLIP's 7 selected ImageNet templates plus the dataset's own.
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 
 from .clip_prompting import (
-    check_input_size,
     hand_crafted_text_features,
-    load_clip_to_cpu,
+    load_clip_for_run,
     normalize,
-    prepare_clip,
     run_precision,
 )
 from .templates import dataset_template, ensemble_templates, fill_template
@@ -26,9 +24,7 @@ class ZeroshotCLIP(TrainerX):
         classnames = self.dm.dataset.classnames
         # Released precision (fp16) on the GPU, as upstream; fp32 elsewhere.
         precision = run_precision("fp16", self.device, "zero-shot CLIP precision")
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = prepare_clip(load_clip_to_cpu(cfg), precision).to(self.device)
-        check_input_size(cfg, clip_model)
+        clip_model = load_clip_for_run(cfg, precision).to(self.device)
         for param in clip_model.parameters():
             param.requires_grad_(False)
 
