@@ -234,6 +234,8 @@ class PromptedCLIP(nn.Module):
             self.register_buffer("hand_crafted_text_features", hand_crafted_text_features)
 
     def image_features(self, image):
+        if image.dim() == 2:  # features from TRAIN.FEATURE_CACHE: already encoded, normalised
+            return image
         return normalize(self.image_encoder(image.type(self.dtype)))
 
     def text_features(self):

@@ -12,6 +12,13 @@ def extend_cfg(cfg):
     # second half ("new") of the labels, relabelled from 0.
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
 
+    # Opt-in cache of frozen image features for training (trainers/feature_cache.py):
+    # VIEWS augmented views per training image are encoded once; each epoch uses
+    # one of them per image. Off by default: it changes the augmentation.
+    cfg.TRAIN.FEATURE_CACHE = CN()
+    cfg.TRAIN.FEATURE_CACHE.ENABLED = False
+    cfg.TRAIN.FEATURE_CACHE.VIEWS = 10
+
     # SynthWorld, the embedded benchmark (datasets/synthworld.py): generated once
     # under DATASET.ROOT/synthworld with these settings.
     cfg.DATASET.SYNTHWORLD = CN()

@@ -31,6 +31,7 @@ from .errors import ConfigError
 from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 from .mutual_information import CRITICS, ESTIMATORS, MutualInformationEstimator
 from .prompt_trainer import PromptTuningTrainer
+from .random_streams import CRITIC_INIT, DERANGEMENT, MIXUP, stream_seed
 from .templates import dataset_template, ensemble_templates
 
 CHOICES = {
@@ -40,14 +41,6 @@ CHOICES = {
     "INFERENCE": ("soft", "ensemble"),
     "TEMPLATES": ("dataset", "ensemble"),
 }
-
-# Independent random streams of a step, all derived from the run's seed.
-MIXUP_STREAM, DERANGEMENT_STREAM, CRITIC_INIT_STREAM = 0, 1, 2
-
-
-def stream_seed(run_seed, stream):
-    return int(np.random.SeedSequence([run_seed, stream]).generate_state(1)[0])
-
 
 class DualViewCLIP(PromptedCLIP):
     """Frozen CLIP with the soft and the hand-crafted view; predicts with the soft
@@ -84,6 +77,12 @@ class E2MIM(PromptTuningTrainer):
                 "views of different samples (product-of-marginals pairs), and a batch of one "
                 "sample (one class, so no mixed sample either) has no such pair. Use a larger "
                 "batch, or W_MI 0")
+        if cfg.TRAIN.FEATURE_CACHE.ENABLED and options.MIXUP_LEVEL == "image":
+            raise ConfigError(
+                "TRAIN.FEATURE_CACHE.ENABLED True cannot be used with TRAINER.E2MIM.MIXUP_LEVEL "
+                "image: image-level Mixup mixes pixels before the image encoder, and cached "
+                "features cannot be mixed that way. Use MIXUP_LEVEL feature, or turn the "
+                "feature cache off")
         if not 0 <= options.ENSEMBLE_WEIGHT <= 1:
             raise ConfigError(f"TRAINER.E2MIM.ENSEMBLE_WEIGHT must be in [0, 1]; "
                               f"got {options.ENSEMBLE_WEIGHT}")
@@ -109,13 +108,12 @@ class E2MIM(PromptTuningTrainer):
     def build_model(self):
         super().build_model()
         cfg, options = self.cfg, self.method_cfg
-        self.run_seed = cfg.SEED if cfg.SEED >= 0 else int(np.random.SeedSequence().entropy % 2**32)
         self.mixup = ClassWiseMixup(options.MIXUP_ALPHA, options.MIXUP_PROB,
-                                    (self.run_seed, MIXUP_STREAM))
+                                    (self.run_seed, MIXUP))
         # The critic is initialised from its own stream so that building it leaves
         # the global RNG (batch order, augmentation) exactly as CoOp's would be.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stream_seed(self.run_seed, CRITIC_INIT_STREAM))
+            torch.manual_seed(stream_seed(self.run_seed, CRITIC_INIT))
             self.critic = MutualInformationEstimator(
                 self.num_classes, options.ESTIMATOR, options.CRITIC, options.CRITIC_HIDDEN,
                 options.CRITIC_LAYERS, options.MINE_EMA).to(self.device)
@@ -161,7 +159,7 @@ class E2MIM(PromptTuningTrainer):
                 p_hand = F.softmax(model.logits(views, model.hand_crafted_text_features)
                                    .float() / options.TEMPERATURE, dim=-1)
             rng = np.random.default_rng(
-                [self.run_seed, DERANGEMENT_STREAM, self.epoch, self.batch_idx])
+                [self.run_seed, DERANGEMENT, self.epoch, self.batch_idx])
             mi_estimate = self.critic(p_soft, p_hand, rng)
             loss = loss - options.W_MI * mi_estimate
             summary["mi"] = mi_estimate.item()

@@ -22,6 +22,8 @@ from .clip_prompting import (
     run_precision,
 )
 from .errors import CheckpointError
+from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_views
+from .random_streams import run_seed
 
 # Fixed token embeddings that depend on the class names of the run that saved
 # them; they are rebuilt from the current class names instead (as upstream).
@@ -38,6 +40,7 @@ class PromptTuningTrainer(TrainerX):
 
     def check_cfg(self, cfg):
         check_precision(cfg.TRAINER[self.CONFIG_NODE].PREC, f"TRAINER.{self.CONFIG_NODE}.PREC")
+        check_feature_cache_cfg(cfg)
 
     # ------------------------------------------------------------------ model
     def build_custom_clip(self, clip_model):
@@ -46,6 +49,7 @@ class PromptTuningTrainer(TrainerX):
 
     def build_model(self):
         cfg = self.cfg
+        self.run_seed = run_seed(cfg)
         self.precision = run_precision(self.method_cfg.PREC, self.device,
                                        f"TRAINER.{self.CONFIG_NODE}.PREC")
         clip_model = load_clip_for_run(cfg, self.precision)
@@ -74,6 +78,34 @@ class PromptTuningTrainer(TrainerX):
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
 
     # ------------------------------------------------------------------ training
+    def before_train(self):
+        super().before_train()  # resumes, if there is a checkpoint
+        if self.cfg.TRAIN.FEATURE_CACHE.ENABLED:
+            self.fill_feature_cache()
+
+    def fill_feature_cache(self):
+        """Encode the training images' views once; the training loader then serves
+        features (``TRAIN.FEATURE_CACHE``, feature_cache.py)."""
+        views = self.cfg.TRAIN.FEATURE_CACHE.VIEWS
+        loader = self.train_loader_x
+        data_source = loader.dataset.data_source
+        print(f"Feature cache: encoding {views} augmented view(s) of {len(data_source)} "
+              "training images once")
+
+        def encode(images):
+            with torch.autocast("cuda") if self.precision == "amp" else nullcontext():
+                return self.model.image_features(images)
+
+        features = encode_views(encode, self.cfg, data_source, loader.dataset.transform, views,
+                                self.run_seed, self.device)
+        labels = torch.tensor([item.label for item in data_source])
+        self.train_loader_x = CachedFeatureLoader(loader, features, labels, self.run_seed)
+
+    def before_epoch(self):
+        super().before_epoch()
+        if isinstance(self.train_loader_x, CachedFeatureLoader):
+            self.train_loader_x.set_epoch(self.epoch)
+
     def compute_loss(self, image, label):
         """The training objective: ``(loss, logits or None)``; logits feed the acc meter.
         Cross-entropy of the model's logits unless a method says otherwise."""

@@ -1,0 +1,109 @@
+"""Text encoder forward+backward: up to the last end-of-text token (ours) against
+all 77 positions (upstream).
+
+    python benchmarks/text_encoder.py
+    python benchmarks/text_encoder.py --quick --json out.json
+
+CoOp's prompts with 4 context vectors for class names of Food-101 (a typical
+benchmark), on CLIP's text tower of the given backbone's shape (default
+ViT-B/16's: 12 layers, width 512; random weights, nothing downloaded). The
+mask is causal, so the positions after the last end-of-text token cannot
+change the features: both paths give the same numbers (``max_abs_diff``).
+
+JSON: ``{"truncated_ms", "full_ms", "max_abs_diff"}`` (median of the repetitions).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from common import (  # noqa: E402
+    VIT_B16,
+    backbone_checkpoint,
+    default_workdir,
+    full_context_text_features,
+    interleaved,
+    machine,
+    print_table,
+    quiet_stdout,
+    write_json,
+)
+
+# Food-101 class names (the dataset's own, with underscores as spaces).
+FOOD101_NAMES = [
+    "apple pie", "baby back ribs", "baklava", "beef carpaccio", "beef tartare", "beet salad",
+    "beignets", "bibimbap", "bread pudding", "breakfast burrito", "bruschetta", "caesar salad",
+    "cannoli", "caprese salad", "carrot cake", "ceviche", "cheesecake", "cheese plate",
+    "chicken curry", "chicken quesadilla", "chicken wings", "chocolate cake", "chocolate mousse",
+    "churros", "clam chowder", "club sandwich", "crab cakes", "creme brulee", "croque madame",
+    "cup cakes", "deviled eggs", "donuts", "dumplings", "edamame", "eggs benedict", "escargots",
+    "falafel", "filet mignon", "fish and chips", "foie gras", "french fries",
+    "french onion soup", "french toast", "fried calamari", "fried rice", "frozen yogurt",
+    "garlic bread", "gnocchi", "greek salad", "grilled cheese sandwich",
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--json", default="", help="write the results to this file")
+    parser.add_argument("--backbone", default=VIT_B16, help="shape of the text tower")
+    parser.add_argument("--classes", type=int, default=len(FOOD101_NAMES),
+                        help=f"at most {len(FOOD101_NAMES)}")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workdir", default=default_workdir())
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (3 if args.quick else 5)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from clip import clip
+    from trainers.clip_prompting import PromptLearner, TextEncoder
+
+    print(f"Machine: {machine()}")
+    model = clip.build_model(clip._read_state_dict(
+        backbone_checkpoint(args.backbone, args.workdir))).float().to(args.device)
+    model.requires_grad_(False)
+    names = FOOD101_NAMES[:args.classes]
+    with quiet_stdout():
+        torch.manual_seed(0)
+        learner = PromptLearner(names, model, n_ctx=4).to(args.device)
+    encoder = TextEncoder(model)
+    tokenized = learner.tokenized_prompts
+    length = int(tokenized.argmax(-1).max()) + 1
+
+    def step(encode):
+        def run():
+            learner.zero_grad()
+            encode(learner(), tokenized).sum().backward()
+        return run, len(names)
+
+    results = interleaved({
+        "truncated": step(encoder),
+        "full": step(lambda p, t: full_context_text_features(encoder, p, t)),
+    }, args.reps, args.device)
+    with torch.no_grad():
+        prompts = learner()
+        diff = (encoder(prompts, tokenized)
+                - full_context_text_features(encoder, prompts, tokenized)).abs().max().item()
+
+    ms = {name: r["ms_per_image"] * len(names) for name, r in results.items()}
+    print_table([[name, ms[name], r["min"] * len(names), r["max"] * len(names), r["peak_mem_mb"]]
+                 for name, r in results.items()],
+                ["forward+backward", "ms", "fastest", "slowest", "peak MiB"],
+                f"{args.backbone} text tower: {len(names)} prompts, 4 context vectors, "
+                f"{length} of 77 positions used, {args.reps} repetitions, {args.device}")
+    print(f"full / truncated: {ms['full'] / ms['truncated']:.2f}x; max |difference| of the "
+          f"features: {diff:.2e}")
+    write_json(args.json, {"truncated_ms": ms["truncated"], "full_ms": ms["full"],
+                           "max_abs_diff": diff})
+
+
+if __name__ == "__main__":
+    main()

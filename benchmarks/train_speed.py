@@ -1,0 +1,231 @@
+"""Training cost per image of every method, side by side, in one run.
+
+    python benchmarks/train_speed.py                      # tiny and ViT-B/16-shaped backbones
+    python benchmarks/train_speed.py --quick --json out.json
+
+For each backbone every method trains on the same batch of the same SynthWorld
+images with the same class count; each method's published ViT-B/16 setting with
+the context "a photo of a". Cases run in turn, repetition after repetition, and
+the table gives the median ms per image with its range:
+
+- ``ZeroshotCLIP``: inference only (the floor: one image-encoder forward);
+- ``CoOp``, ``KgCoOp``, ``E2MIM/feature`` (feature-level Mixup), ``E2MIM/image``
+  (pixel-level Mixup: a second image-encoder forward): one step at the shared
+  batch size; ``CoCoOp/batch1`` (its published setting) and ``CoCoOp/batch4``;
+- ``<case>/cached``: the same step on cached image features (TRAIN.FEATURE_CACHE);
+- ``<method>/epoch`` and ``<method>/epoch/cached``: a whole training epoch, data
+  loading included, without and with the filled feature cache.
+
+JSON: ``{"<case>": {"ms_per_image", "min", "max", "peak_mem_mb"}}`` for the first
+backbone; cases of a further backbone are prefixed with its name and a colon
+(``"ViT-B/16:CoOp"``). Each trainer also reports how many copies of CLIP's
+weights it holds (``clip_copies``, printed only).
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from common import (  # noqa: E402
+    TINY_BACKBONE,
+    VIT_B16,
+    build_trainer,
+    default_workdir,
+    interleaved,
+    machine,
+    print_table,
+    quiet_stdout,
+    synchronize,
+    weights_mb,
+    world_root,
+    write_json,
+)
+
+STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for the shared one)
+    "CoOp": ("CoOp", [], None),
+    "CoCoOp/batch1": ("CoCoOp", [], 1),
+    "CoCoOp/batch4": ("CoCoOp", [], 4),
+    "KgCoOp": ("KgCoOp", [], None),
+    "E2MIM/feature": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "feature"], None),
+    "E2MIM/image": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "image"], None),
+}
+CACHEABLE = ("CoOp", "CoCoOp/batch4", "KgCoOp", "E2MIM/feature")
+EPOCH_METHODS = ("CoOp", "E2MIM/feature")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repetitions; the ViT-B/16-shaped model only for the epoch "
+                             "cases (a few minutes on 2 CPU cores)")
+    parser.add_argument("--json", default="", help="write the results to this file")
+    parser.add_argument("--backbones", nargs="+", default=[TINY_BACKBONE, VIT_B16],
+                        help=f"default: {TINY_BACKBONE} (shipped) and {VIT_B16} (random weights)")
+    parser.add_argument("--classes", type=int, default=50,
+                        help="class count (default 50: a typical base-class count)")
+    parser.add_argument("--batch", type=int, default=32, help="shared batch size (CoOp's)")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--prec", default="fp32", choices=["fp32", "fp16", "amp"],
+                        help="the methods' PREC (fp16/amp need a GPU)")
+    parser.add_argument("--workdir", default=default_workdir(),
+                        help="data and random-weight checkpoints are kept here")
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (3 if args.quick else 5)
+    return args
+
+
+def prepare(trainer):
+    """Put a trainer in mid-training state without running the loop."""
+    trainer.set_model_mode("train")
+    trainer.epoch, trainer.batch_idx = 0, 0
+    trainer.num_batches = 10**9  # no schedule step at the "last batch"
+
+
+def step_cases(args, backbone, steps):
+    """Per-step cases on one fixed batch: {case: (run, images)}, and the trainers."""
+    world = world_root(args.workdir, args.classes, train_per_class=1)
+    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", str(args.batch)]
+    trainers = {}
+    for case, (method, extra, _) in STEP_METHODS.items():
+        trainers[case] = build_trainer(method, backbone, args.workdir, world, opts + extra,
+                                       args.device, args.prec)
+        prepare(trainers[case])
+    trainers["ZeroshotCLIP"] = build_trainer("ZeroshotCLIP", backbone, args.workdir, world,
+                                             opts, args.device, args.prec)
+
+    batch = next(iter(trainers["CoOp"].train_loader_x))
+    images, labels = batch["img"].to(args.device), batch["label"].to(args.device)
+    with torch.no_grad():
+        features = trainers["CoOp"].model.image_features(images)
+
+    def training(trainer, inputs, n):
+        def run():
+            for _ in range(steps):
+                trainer.forward_backward({"img": inputs[:n], "label": labels[:n]})
+        return run, steps * min(n, len(labels))
+
+    def inference():
+        with torch.no_grad():
+            for _ in range(steps):
+                trainers["ZeroshotCLIP"].model_inference(images)
+
+    cases = {"ZeroshotCLIP": (inference, steps * len(labels))}
+    for case, (_, _, batch_size) in STEP_METHODS.items():
+        n = batch_size or args.batch
+        cases[case] = training(trainers[case], images, n)
+        if case in CACHEABLE:
+            cases[case + "/cached"] = training(trainers[case], features, n)
+    return cases, trainers
+
+
+def epoch_cases(args, backbone):
+    """Whole epochs (data loading included) without and with the filled feature cache."""
+    train_per_class = max(1, -(-args.batch * (1 if args.quick else 2) // args.classes))
+    world = world_root(args.workdir, args.classes, train_per_class)
+    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", str(args.batch), "TRAIN.FEATURE_CACHE.VIEWS", "1"]
+    cases, fill_ms = {}, {}
+    for case in EPOCH_METHODS:
+        method, extra, _ = STEP_METHODS[case]
+        plain = build_trainer(method, backbone, args.workdir, world, opts + extra,
+                              args.device, args.prec)
+        cached = build_trainer(method, backbone, args.workdir, world, opts + extra,
+                               args.device, args.prec)
+        n_images = len(plain.train_loader_x) * args.batch
+        with quiet_stdout():
+            start = time.perf_counter()
+            cached.fill_feature_cache()
+            synchronize(args.device)
+            fill_ms[case] = 1000 * (time.perf_counter() - start) / len(
+                cached.train_loader_x.labels)
+        for trainer, name in ((plain, case + "/epoch"), (cached, case + "/epoch/cached")):
+            trainer.epoch = 0
+            trainer.max_epoch = 1
+
+            def run(trainer=trainer):
+                with quiet_stdout():
+                    trainer.run_epoch()
+            cases[name] = (run, n_images)
+    return cases, fill_ms
+
+
+def clip_copies(trainers):
+    """Copies of CLIP's weights each trainer holds (the zero-shot model holds exactly one)."""
+    clip_mb = weights_mb(trainers["ZeroshotCLIP"].clip_model)
+    copies = {case: weights_mb(trainer.model) / clip_mb
+              for case, trainer in trainers.items() if case != "ZeroshotCLIP"}
+    return {"ZeroshotCLIP": 1.0, **copies}, clip_mb
+
+
+def report(backbone, results, copies, fill_ms, args):
+    base = results["CoOp"]["ms_per_image"] if "CoOp" in results else None
+    rows = []
+    for case, r in results.items():
+        ratio = r["ms_per_image"] / base if base else float("nan")
+        trainer_case = case.replace("/epoch", "").replace("/cached", "")
+        copy = copies.get(trainer_case, float("nan"))
+        rows.append([case, r["ms_per_image"], f"{r['min']:.3g}-{r['max']:.3g}", ratio,
+                     r["peak_mem_mb"], copy])
+    print_table(rows, ["case", "ms/image", "range", "x CoOp", "peak MiB", "CLIP copies"],
+                f"{backbone}: {args.classes} classes, batch {args.batch}, {args.reps} "
+                f"repetitions, {args.device} {args.prec}")
+    for case, ms in fill_ms.items():
+        print(f"{case}: filling the cache took {ms:.3g} ms per image and view")
+
+
+def check(results, prefix=""):
+    """The targets of the performance issue, as pass/fail lines."""
+    def ms(case):
+        return results[prefix + case]["ms_per_image"]
+
+    lines = []
+    if prefix + "CoOp" in results:
+        lines += [
+            ("E2MIM/feature <= 1.15 x CoOp", ms("E2MIM/feature") / ms("CoOp"), 1.15, "<="),
+            ("E2MIM/image <= 2.1 x CoOp", ms("E2MIM/image") / ms("CoOp"), 2.1, "<="),
+            ("CoCoOp/batch1 >= 10 x E2MIM/feature", ms("CoCoOp/batch1") / ms("E2MIM/feature"),
+             10, ">="),
+            ("CoCoOp/batch4 >= 10 x E2MIM/feature", ms("CoCoOp/batch4") / ms("E2MIM/feature"),
+             10, ">="),
+        ]
+    for method in EPOCH_METHODS:
+        if prefix + method + "/epoch" in results:
+            lines.append((f"{method} epoch >= 10 x faster with the cache",
+                          ms(method + "/epoch") / ms(method + "/epoch/cached"), 10, ">="))
+    for name, value, bound, op in lines:
+        ok = value <= bound if op == "<=" else value >= bound
+        print(f"  {'PASS' if ok else 'FAIL'}  {prefix}{name}: {value:.2f}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    print(f"Machine: {machine()}")
+    results = {}
+    for i, backbone in enumerate(args.backbones):
+        prefix = "" if i == 0 else f"{backbone}:"
+        measured, copies, fill_ms = {}, {}, {}
+        with_steps = not (args.quick and backbone == VIT_B16)
+        if with_steps:
+            steps = 4 if backbone == TINY_BACKBONE else 1
+            cases, trainers = step_cases(args, backbone, steps)
+            copies, clip_mb = clip_copies(trainers)
+            print(f"{backbone}: CLIP's weights take {clip_mb:.1f} MiB")
+            measured.update(interleaved(cases, args.reps, args.device))
+            del trainers, cases
+        if backbone == VIT_B16 or not args.quick:
+            cases, fill_ms = epoch_cases(args, backbone)
+            reps = 1 if (args.quick and backbone == VIT_B16) else args.reps
+            measured.update(interleaved(cases, reps, args.device))
+        report(backbone, measured, copies, fill_ms, args)
+        results.update({prefix + case: value for case, value in measured.items()})
+        check(results, prefix)
+    write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
