@@ -21,7 +21,9 @@ case "${1:-}" in
 esac
 
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c "import torch, torchvision, yacs, tabulate, tqdm, ftfy, regex, PIL, scipy" \
+# Looked up, not imported (importing torch and torchvision takes seconds).
+if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in
+        ('torch', 'torchvision', 'yacs', 'tabulate', 'tqdm', 'ftfy', 'regex', 'PIL', 'scipy')))" \
         2>/dev/null; then
     echo "Installing the requirements (requirements.txt) ..."
     "$PYTHON" -m pip install -q -r requirements.txt
@@ -30,7 +32,8 @@ fi
 export PYTHON CFG=synthworld OMP_NUM_THREADS=1
 export DATA="${DEMO_DATA:-$REPO/output/demo/data}"
 export OUTPUT="${DEMO_OUTPUT:-$REPO/output/demo}"
-JOBS="${DEMO_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+# (nproc obeys OMP_NUM_THREADS, which is 1 here: ask it without.)
+JOBS="${DEMO_JOBS:-$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 2)}"
 [ "$JOBS" -gt 4 ] && JOBS=4
 mkdir -p "$DATA" "$OUTPUT/logs"
 start=$(date +%s)
