@@ -25,8 +25,10 @@ from dassl.utils import check_availability, collect_env_info, set_random_seed, s
 
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
+from trainers.config_checks import validate_cfg
 from trainers.defaults import extend_cfg
 from trainers.errors import CheckpointError, ConfigError
+from trainers.run_lock import lock_output_dir
 
 
 class UsageError(Exception):
@@ -139,7 +141,7 @@ def finished_epochs(output_dir):
     for pointer in glob.glob(osp.join(output_dir, "*", "checkpoint")):
         with open(pointer) as f:
             name = f.readline().strip()
-        if name.startswith("model.pth.tar-"):
+        if name.startswith("model.pth.tar-") and name.rsplit("-", 1)[1].isdigit():
             latest = max(latest, int(name.rsplit("-", 1)[1]))
     return latest
 
@@ -163,6 +165,8 @@ def check_output_dir(cfg, args):
 def main(args):
     cfg = setup_cfg(args)
     check_names(cfg)
+    validate_cfg(cfg)
+    lock_output_dir(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
@@ -231,6 +235,9 @@ def run(argv=None):
     except (UsageError, ConfigError, CheckpointError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except FloatingPointError as e:  # the loss diverged (the message says where and what now)
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,109 @@ def test_eval_only_with_missing_epoch_names_the_file(tmp_path, toy_root):
                             "--load-epoch", "7"), check=False)
     assert proc.returncode != 0
     assert osp.join(out, "model", "model.pth.tar-7") in proc.stderr
+
+
+# ---------------------------------------------------------------- prompt-tuning settings
+def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
+    from tests.conftest import CONFIGS, tiny_opts
+
+    return ["--root", data, "--seed", "1", "--trainer", trainer,
+            "--dataset-config-file", "configs/datasets/caltech101.yaml",
+            "--config-file", CONFIGS[trainer], "--output-dir", output_dir,
+            *tiny_opts(checkpoint), *opts]
+
+
+@pytest.mark.parametrize("trainer, opts, message", [
+    ("CoOp", ["DATASET.NUM_SHOTS", "0"], "DATASET.NUM_SHOTS must be -1 (all images) or at least "
+                                         "1; got 0"),
+    ("CoOp", ["DATASET.NUM_SHOTS", "-4"], "DATASET.NUM_SHOTS must be -1"),
+    ("CoOp", ["DATALOADER.TRAIN_X.BATCH_SIZE", "0"], "DATALOADER.TRAIN_X.BATCH_SIZE must be at "
+                                                     "least 1; got 0"),
+    ("CoOp", ["TRAINER.COOP.N_CTX", "80"], "TRAINER.COOP.N_CTX must be between 1 and 73"),
+    ("KgCoOp", ["TRAINER.KGCOOP.CTX_INIT", "_".join(["a"] * 75)],
+     "TRAINER.KGCOOP.CTX_INIT has 75 words; at most 73 fit"),
+    ("CoOp", ["DATASET.SUBSAMPLE_CLASSES", "half"], "DATASET.SUBSAMPLE_CLASSES must be one of "
+                                                    "all, base, new; got 'half'"),
+    ("CoOp", ["MODEL.BACKBONE.NAME", "ViT-B/16"], "INPUT.SIZE (32, 32) does not fit backbone "
+                                                  "ViT-B/16, which takes 224x224 images"),
+    ("CoOp", ["TRAINER.COOP.PREC", "fp8"], "TRAINER.COOP.PREC must be one of fp16, fp32, amp; "
+                                           "got 'fp8'"),
+    ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "pixel"], "TRAINER.E2MIM.MIXUP_LEVEL must be one of "
+                                                      "feature, image; got 'pixel'"),
+    ("E2MIM", ["TRAINER.E2MIM.ESTIMATOR", "mine"], "TRAINER.E2MIM.ESTIMATOR must be one of"),
+    ("E2MIM", ["TRAINER.E2MIM.INFERENCE", "max"], "TRAINER.E2MIM.INFERENCE must be one of soft, "
+                                                  "ensemble; got 'max'"),
+    ("E2MIM", ["DATALOADER.TRAIN_X.BATCH_SIZE", "1"], "TRAINER.E2MIM.W_MI > 0 needs "
+                                                      "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
+])
+def test_bad_settings_are_refused_before_any_work(tiny_clip, fake_caltech, tmp_path, monkeypatch,
+                                                  trainer, opts, message):
+    from trainers.errors import ConfigError
+
+    monkeypatch.setattr("sys.stdout", __import__("sys").stdout)  # train.main tees stdout to a log
+    output_dir = str(tmp_path / "run")
+    args = _caltech_args(fake_caltech, tiny_clip["tiny-ViT"], output_dir, trainer, *opts)
+    with pytest.raises(ConfigError) as info:
+        train.main(train.build_parser().parse_args(args))
+    assert message in str(info.value)
+    assert not osp.exists(osp.join(output_dir, "prompt_learner"))  # nothing trained or saved
+
+
+def test_a_context_too_long_for_the_class_names_is_refused(tiny_clip, fake_caltech, tmp_path,
+                                                           monkeypatch):
+    from trainers.errors import ConfigError
+
+    monkeypatch.setattr("sys.stdout", __import__("sys").stdout)
+    args = _caltech_args(fake_caltech, tiny_clip["tiny-ViT"], str(tmp_path / "run"), "CoOp",
+                         # 40 words (within the word limit), but each several BPE tokens
+                         "TRAINER.COOP.CTX_INIT", "_".join(["xylophonists"] * 40))
+    with pytest.raises(ConfigError, match=r"the prompt '(xylophonists ?){40}' takes \d+ "
+                                          r"tokens; CLIP's context holds 77: use a shorter "
+                                          r"context \(N_CTX, CTX_INIT\)"):
+        train.main(train.build_parser().parse_args(args))
+
+
+def test_bad_and_missing_images_name_the_file_and_the_dataset(tiny_clip, tmp_path, monkeypatch):
+    import glob
+    import json
+
+    from tests import dataset_trees
+
+    monkeypatch.setattr("sys.stdout", __import__("sys").stdout)
+    root = str(tmp_path / "data")
+    dataset_trees.caltech101(root, per_class=6)
+    args = _caltech_args(root, tiny_clip["tiny-ViT"], str(tmp_path / "a"), "CoOp",
+                         "OPTIM.MAX_EPOCH", "1")
+    train.main(train.build_parser().parse_args(args + ["TEST.NO_TEST", "True"]))  # writes the split
+    split_file = osp.join(root, "caltech-101", "split_zhou_Caltech101.json")
+    with open(split_file) as f:
+        split = json.load(f)
+    broken = osp.join(root, "caltech-101", "101_ObjectCategories", split["train"][0][0])
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(OSError) as info:
+        train.main(train.build_parser().parse_args(_caltech_args(
+            root, tiny_clip["tiny-ViT"], str(tmp_path / "b"), "CoOp", "OPTIM.MAX_EPOCH", "1")))
+    assert "dataset Caltech101" in str(info.value) and broken in str(info.value)
+
+    missing = glob.glob(osp.join(root, "caltech-101", "101_ObjectCategories", "*", "*.jpg"))[0]
+    import os
+
+    os.remove(missing)
+    with pytest.raises(FileNotFoundError) as info:
+        train.main(train.build_parser().parse_args(_caltech_args(
+            root, tiny_clip["tiny-ViT"], str(tmp_path / "c"), "CoOp")))
+    assert split_file in str(info.value) and missing in str(info.value)
+
+
+def test_classes_with_fewer_images_than_shots_are_reported_once(tiny_clip, fake_caltech, tmp_path,
+                                                                capsys):
+    from tests.conftest import make_trainer
+
+    make_trainer("CoOp", fake_caltech, tiny_clip["tiny-ViT"], "DATASET.NUM_SHOTS", "4")
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("Warning: class")]
+    # 3 train and 1 val image per class: each class is reported once (not for train and val).
+    assert len(warnings) == 4
+    assert "Warning: class 'face' has 3 images, fewer than the 4 shots requested; using all 3" \
+        in warnings

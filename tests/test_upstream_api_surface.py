@@ -10,6 +10,7 @@ UPSTREAM_NAMES = {
     "dassl.config": {"get_cfg_default"},
     "dassl.engine": {"TRAINER_REGISTRY", "TrainerX", "build_trainer"},
     "dassl.data": {"DataManager", "DatasetWrapper"},
+    "dassl.data.data_manager": {"build_data_loader"},
     "dassl.data.datasets": {"DATASET_REGISTRY", "Datum", "DatasetBase", "build_dataset"},
     "dassl.data.transforms": {"build_transform"},
     "dassl.optim": {"build_optimizer", "build_lr_scheduler"},

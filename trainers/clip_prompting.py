@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .templates import clean_classname, fill_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
+CONTEXT_LENGTH = 77  # CLIP's text positions: SOS, context, class name, ".", EOS must fit
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 _tokenizer = SimpleTokenizer()
@@ -132,6 +133,13 @@ def hand_crafted_text_features(clip_model, classnames, templates, device):
     return normalize(total / len(templates))
 
 
+def check_prompt_fits(text):
+    tokens = len(_tokenizer.encode(text)) + 2  # + SOS and EOS
+    if tokens > CONTEXT_LENGTH:
+        raise ConfigError(f"the prompt {text!r} takes {tokens} tokens; CLIP's context holds "
+                          f"{CONTEXT_LENGTH}: use a shorter context (N_CTX, CTX_INIT)")
+
+
 class PromptLearner(nn.Module):
     """CoOp's learnable context: ``[SOS] ctx_1 … ctx_M classname . [EOS]`` for every class.
 
@@ -156,6 +164,7 @@ class PromptLearner(nn.Module):
             # an initialisation whose words split into several BPE tokens keeps
             # only the first tokens (and the rest become part of the suffix).
             n_ctx = len(ctx_init.split(" "))
+            check_prompt_fits(ctx_init)
             with torch.no_grad():
                 embedding = clip_model.token_embedding(clip.tokenize(ctx_init)).type(dtype)
             ctx_vectors = embedding[0, 1:1 + n_ctx, :]
@@ -174,7 +183,9 @@ class PromptLearner(nn.Module):
         self.ctx = nn.Parameter(ctx_vectors)
 
         names = [clean_classname(name) for name in classnames]
-        tokenized_prompts = clip.tokenize([f"{prompt_prefix} {name}." for name in names])
+        texts = [f"{prompt_prefix} {name}." for name in names]
+        check_prompt_fits(max(texts, key=lambda text: len(_tokenizer.encode(text))))
+        tokenized_prompts = clip.tokenize(texts)
         with torch.no_grad():
             embedding = clip_model.token_embedding(tokenized_prompts).type(dtype)
         self.register_buffer("token_prefix", embedding[:, :1, :])  # SOS

@@ -169,8 +169,8 @@ class E2MIM(PromptTuningTrainer):
         image, label = self.parse_batch_train(batch)
         with torch.autocast("cuda") if self.precision == "amp" else nullcontext():
             loss, logits, mi_estimate, summary = self.compute_losses(image, label)
+        self.check_finite(loss, summary)
         self.model_zero_grad()
-        self.detect_anomaly(loss)
         # The critic's gradient is that of -I alone (not scaled by W_MI); the
         # prompt's is that of the whole loss. Each backward fills only its inputs.
         if mi_estimate is not None:

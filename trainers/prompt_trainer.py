@@ -117,12 +117,14 @@ class PromptTuningTrainer(TrainerX):
         if self.precision == "amp":
             with torch.autocast("cuda"):
                 loss, logits = self.compute_loss(image, label)
+            self.check_finite(loss)
             self.optim.zero_grad()
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optim)
             self.scaler.update()
         else:
             loss, logits = self.compute_loss(image, label)
+            self.check_finite(loss)
             self.model_backward_and_update(loss)
 
         loss_summary = {"loss": loss.item()}
@@ -131,6 +133,12 @@ class PromptTuningTrainer(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return loss_summary
+
+    def check_finite(self, loss, terms=None):
+        """Stop before a non-finite loss touches the prompt (the loop adds where it was)."""
+        if not torch.isfinite(loss).all():
+            detail = "".join(f", {key} {value:.4g}" for key, value in (terms or {}).items())
+            raise FloatingPointError(f"the loss is {loss.item()}{detail}")
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)

@@ -174,7 +174,12 @@ class DatasetWrapper(TorchDataset):
     def __getitem__(self, idx):
         item = self.data_source[idx]
         output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
-        img0 = read_image(item.impath)
+        try:
+            img0 = read_image(item.impath)
+        except OSError as error:
+            raise OSError(f"dataset {self.cfg.DATASET.NAME}: {error}. Replace the file (extract "
+                          "the dataset again, DATASETS.md) or remove it and its split entry"
+                          ) from None
 
         if self.transform is not None:
             if isinstance(self.transform, (list, tuple)):

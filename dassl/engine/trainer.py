@@ -10,11 +10,22 @@ Beyond upstream (no signature changes):
   result, so that a resumed run ends with exactly the weights of an
   uninterrupted one. The per-epoch file is removed again at the next epoch
   unless TRAIN.CHECKPOINT_FREQ keeps it, so the folder ends as upstream's would;
+- SIGINT or SIGTERM during training stops the run at the end of the current
+  batch with a resumable mid-epoch checkpoint (``model.pth.tar-interrupted``,
+  with the batch position and the random states of the epoch's start and of
+  that moment); running the same command again resumes it exactly: the epoch's
+  batches are drawn again from its starting state, those already done are
+  skipped without computing. A second signal stops at once;
+- a loss that is not finite stops the run naming the epoch, the batch and the
+  loss terms; nothing of that step is applied and no checkpoint is written
+  after it, so the last epoch's checkpoint is the last good state;
 - evaluation shows a progress bar.
 """
 import datetime
 import os
 import os.path as osp
+import signal
+import threading
 import time
 from collections import OrderedDict
 
@@ -37,6 +48,9 @@ from dassl.utils import (
 )
 
 
+INTERRUPTED_CHECKPOINT = "model.pth.tar-interrupted"
+
+
 class TrainerBase:
     """Registered models, their optimizers and schedulers, and the epoch loop."""
 
@@ -45,6 +59,8 @@ class TrainerBase:
         self._optims = OrderedDict()
         self._scheds = OrderedDict()
         self._writer = None
+        self._interrupt_signal = None  # set by a SIGINT / SIGTERM during training
+        self._resume_position = None  # (batches done, random state) of a mid-epoch resume
 
     def register_model(self, name="model", model=None, optim=None, sched=None):
         if self.__dict__.get("_models") is None:
@@ -73,15 +89,24 @@ class TrainerBase:
         return {"rng_state": get_rng_state(), "best_result": getattr(self, "best_result", None)}
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
-        names = self.get_model_names()
-        extra = self.resume_state()
-        for name in names:
+        self._save_models(epoch + 1, directory, is_best, val_result, model_name,
+                          self.resume_state())
+
+    def save_interrupted(self, directory):
+        """A checkpoint after the current batch, from which the epoch resumes exactly."""
+        extra = {**self.resume_state(), "batch": self.batch_idx + 1,
+                 "epoch_rng_state": self._epoch_rng_state}
+        # "epoch" is the epoch in progress: resuming starts there.
+        self._save_models(self.epoch, directory, False, None, INTERRUPTED_CHECKPOINT, extra)
+
+    def _save_models(self, epoch_field, directory, is_best, val_result, model_name, extra):
+        for name in self.get_model_names():
             model_dict = self._models[name].state_dict()
             optim_dict = self._optims[name].state_dict() if self._optims[name] is not None else None
             sched_dict = self._scheds[name].state_dict() if self._scheds[name] is not None else None
             state = {
                 "state_dict": model_dict,
-                "epoch": epoch + 1,
+                "epoch": epoch_field,
                 "optimizer": optim_dict,
                 "scheduler": sched_dict,
                 "val_result": val_result,
@@ -110,7 +135,12 @@ class TrainerBase:
         with open(osp.join(directory, names[0], "checkpoint")) as f:
             latest = osp.join(directory, names[0], f.readline().strip())
         checkpoint = load_checkpoint(latest)
-        if "rng_state" in checkpoint:
+        if "batch" in checkpoint:  # interrupted mid-epoch (save_interrupted)
+            set_rng_state(checkpoint["epoch_rng_state"])
+            self._resume_position = (checkpoint["batch"], checkpoint["rng_state"])
+            print(f"Resuming epoch {start_epoch + 1} after its batch {checkpoint['batch']} "
+                  "(the batches done are drawn again and skipped)")
+        elif "rng_state" in checkpoint:
             set_rng_state(checkpoint["rng_state"])
             print("Restored the random state of the checkpoint")
         if checkpoint.get("best_result") is not None:
@@ -181,11 +211,41 @@ class TrainerBase:
         self.max_epoch = max_epoch
 
         self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.before_epoch()
-            self.run_epoch()
-            self.after_epoch()
+        previous_handlers = self._catch_interrupts()
+        try:
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.before_epoch()
+                self.run_epoch()
+                self.after_epoch()
+                if self._interrupt_signal is not None:  # arrived during the evaluation
+                    self._stop(f"at the end of epoch {self.epoch + 1}")
+        finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
         self.after_train()
+
+    # ------------------------------------------------------------------ interruption
+    def _catch_interrupts(self):
+        """SIGINT / SIGTERM: finish the batch, checkpoint, exit (see the module's doc)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._on_interrupt)
+        return previous
+
+    def _on_interrupt(self, signum, frame):
+        if self._interrupt_signal is not None:
+            raise KeyboardInterrupt  # a second signal: stop now
+        self._interrupt_signal = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after this batch with a "
+              "resumable checkpoint (send it again to stop at once)", flush=True)
+
+    def _stop(self, where):
+        name = signal.Signals(self._interrupt_signal).name
+        print(f"Interrupted by {name} {where}: a resumable checkpoint is in "
+              f"{self.output_dir}. Run the same command again to resume.", flush=True)
+        raise SystemExit(128 + self._interrupt_signal)
 
     def before_train(self):
         pass
@@ -333,7 +393,12 @@ class SimpleTrainer(TrainerBase):
         # Upstream saves only on CHECKPOINT_FREQ and at the last epoch. We save
         # every epoch so that an interrupted run can resume, then remove the
         # previous epoch's file where upstream would not have written it.
+        self.check_finite_weights()
         self.save_model(self.epoch, self.output_dir)
+        for name in self.get_model_names():  # superseded by the epoch's checkpoint
+            path = osp.join(self.output_dir, name, INTERRUPTED_CHECKPOINT)
+            if osp.exists(path):
+                os.remove(path)
         previous = self.epoch  # the epoch count of the previous checkpoint
         kept = freq > 0 and previous % freq == 0
         if previous >= 1 and not kept:
@@ -341,6 +406,26 @@ class SimpleTrainer(TrainerBase):
                 path = osp.join(self.output_dir, name, f"model.pth.tar-{previous}")
                 if osp.exists(path):
                     os.remove(path)
+
+    def check_finite_weights(self):
+        """Never checkpoint weights that went NaN or infinite (from a non-finite gradient).
+        Parameters only: a buffer may hold NaN as "not set yet"."""
+        for name in self.get_model_names():
+            for key, value in self._models[name].named_parameters():
+                if not torch.isfinite(value).all():
+                    raise FloatingPointError(
+                        f"{name}.{key} is no longer finite after epoch {self.epoch + 1}; "
+                        f"{self._last_good_checkpoint()}")
+
+    def _last_good_checkpoint(self):
+        pointer = osp.join(self.output_dir, self.get_model_names()[0], "checkpoint")
+        if not osp.exists(pointer):
+            return "no checkpoint was written before (it happened in the first epoch)"
+        with open(pointer) as f:
+            latest = f.readline().strip()
+        return (f"the last good checkpoint, {osp.join(osp.dirname(pointer), latest)}, is kept "
+                "and the run resumes from it with the same command (change what diverged "
+                "first: a lower OPTIM.LR, or PREC fp32 instead of fp16)")
 
     @torch.no_grad()
     def test(self, split=None):
@@ -395,11 +480,27 @@ class TrainerX(SimpleTrainer):
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
+        # The epoch's batches (sampler order, augmentations) follow from the random
+        # state at its start: kept for a mid-epoch checkpoint, restored on resume.
+        skip, state_after_skipped = self._resume_position or (0, None)
+        self._resume_position = None
+        self._epoch_rng_state = get_rng_state()
 
         end = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):
+            if self.batch_idx < skip:  # done before the interruption
+                if self.batch_idx == skip - 1:
+                    set_rng_state(state_after_skipped)
+                end = time.time()
+                continue
             data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch)
+            try:
+                loss_summary = self.forward_backward(batch)
+            except FloatingPointError as error:
+                raise FloatingPointError(
+                    f"training stopped at epoch {self.epoch + 1}, batch {self.batch_idx + 1}: "
+                    f"{error}. Nothing of this step was applied; "
+                    f"{self._last_good_checkpoint()}") from None
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
 
@@ -425,6 +526,9 @@ class TrainerX(SimpleTrainer):
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
 
+            if self._interrupt_signal is not None:
+                self.save_interrupted(self.output_dir)
+                self._stop(f"at epoch {self.epoch + 1}, batch {self.batch_idx + 1}")
             end = time.time()
 
     def parse_batch_train(self, batch):

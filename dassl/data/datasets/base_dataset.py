@@ -140,12 +140,24 @@ class DatasetBase:
                     sampled_items = random.choices(items, k=num_shots)
                 else:
                     sampled_items = items
+                if len(items) < num_shots:
+                    self._warn_few_images(items[0].classname, len(items), num_shots, repeat)
                 dataset.extend(sampled_items)
             output.append(dataset)
 
         if len(output) == 1:
             return output[0]
         return output
+
+    def _warn_few_images(self, classname, count, num_shots, repeat):
+        """Once per class: upstream silently takes fewer (or repeated) images."""
+        warned = self.__dict__.setdefault("_few_image_classes", set())
+        if classname in warned:
+            return
+        warned.add(classname)
+        used = f"{num_shots} drawn with repetition" if repeat else f"all {count}"
+        print(f"Warning: class {classname!r} has {count} images, fewer than the {num_shots} "
+              f"shots requested; using {used}")
 
     def split_dataset_by_label(self, data_source):
         """Label -> items, labels in order of first appearance."""

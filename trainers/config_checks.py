@@ -1,0 +1,59 @@
+"""Settings that would make a run fail late, or silently do something else,
+refused before any work, naming the key, the value and what is allowed.
+
+Method-specific choices (PREC, E2MIM's rules) are checked by each trainer's
+``check_cfg``; this covers the data, loader and backbone keys every run shares.
+"""
+from clip.shapes import MODEL_SHAPES
+from datasets.benchmark import SUBSAMPLE_CHOICES
+
+from .clip_prompting import CONTEXT_LENGTH
+from .errors import ConfigError
+
+
+def validate_cfg(cfg):
+    shots = cfg.DATASET.NUM_SHOTS
+    if shots != -1 and shots < 1:
+        raise ConfigError(f"DATASET.NUM_SHOTS must be -1 (all images) or at least 1; got {shots}")
+    if cfg.DATASET.SUBSAMPLE_CLASSES not in SUBSAMPLE_CHOICES:
+        raise ConfigError(f"DATASET.SUBSAMPLE_CLASSES must be one of {', '.join(SUBSAMPLE_CHOICES)}"
+                          f"; got {cfg.DATASET.SUBSAMPLE_CLASSES!r}")
+    for loader in ("TRAIN_X", "TEST"):
+        size = cfg.DATALOADER[loader].BATCH_SIZE
+        if size < 1:
+            raise ConfigError(f"DATALOADER.{loader}.BATCH_SIZE must be at least 1; got {size}")
+    if cfg.DATALOADER.NUM_WORKERS < 0:
+        raise ConfigError(f"DATALOADER.NUM_WORKERS must be 0 or more; got "
+                          f"{cfg.DATALOADER.NUM_WORKERS}")
+    for node in ("COOP", "COCOOP", "KGCOOP", "E2MIM"):
+        if cfg.TRAINER.NAME.upper() == node:
+            check_context(cfg.TRAINER[node], f"TRAINER.{node}")
+    check_input_size(cfg)
+
+
+def check_context(options, key):
+    """The learned context must leave room in CLIP's 77 positions for SOS, at least a
+    one-token class name, the full stop and EOS (the class names are checked once
+    they are known, by the prompt learner)."""
+    most = CONTEXT_LENGTH - 4
+    if options.CTX_INIT:
+        words = len(options.CTX_INIT.replace("_", " ").split(" "))
+        if words > most:
+            raise ConfigError(f"{key}.CTX_INIT has {words} words; at most {most} fit CLIP's "
+                              f"context of {CONTEXT_LENGTH} tokens with a class name")
+    elif not 1 <= options.N_CTX <= most:
+        raise ConfigError(f"{key}.N_CTX must be between 1 and {most} (CLIP's context holds "
+                          f"{CONTEXT_LENGTH} tokens with SOS, class name, '.' and EOS); "
+                          f"got {options.N_CTX}")
+
+
+def check_input_size(cfg):
+    """A release's input resolution is known without loading it."""
+    shape = MODEL_SHAPES.get(cfg.MODEL.BACKBONE.NAME)
+    if shape is None:  # a file: checked when it is loaded
+        return
+    size = shape[1]
+    if tuple(cfg.INPUT.SIZE) != (size, size):
+        raise ConfigError(
+            f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone {cfg.MODEL.BACKBONE.NAME},"
+            f" which takes {size}x{size} images; set INPUT.SIZE ({size}, {size})")
