@@ -235,6 +235,9 @@ def run(argv=None):
     except (UsageError, ConfigError, CheckpointError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # missing or unreadable data: the messages name the file and the fix
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -5,6 +5,7 @@ Every benchmark runs the repository's own code on the same data (a small
 SynthWorld generated under the work folder) and reports ratios measured in one
 run; absolute times depend on the machine.
 """
+import argparse
 import contextlib
 import io
 import json
@@ -37,6 +38,24 @@ VIT_B16 = "ViT-B/16"  # built from the release's dimensions with random weights
 
 def default_workdir():
     return osp.join(REPO, "output", "benchmarks")
+
+
+def benchmark_parser(doc, quick_help):
+    """The options every benchmark takes; ``parse`` fills in the repetitions."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", default="", help="write the results to this file")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workdir", default=default_workdir(),
+                        help="data and random-weight checkpoints are kept here")
+    return parser
+
+
+def parse(parser, argv=None):
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (3 if args.quick else 5)
+    return args
 
 
 def backbone_checkpoint(backbone, workdir):

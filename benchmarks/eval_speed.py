@@ -13,7 +13,6 @@ for both, is left out. The upstream-style path is written out in this file.
 
 JSON: ``{"ours_images_per_s", "per_batch_text_images_per_s", "same_predictions"}``.
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -22,9 +21,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
+    benchmark_parser,
+    parse,
     TINY_BACKBONE,
     build_trainer,
-    default_workdir,
     full_context_text_features,
     interleaved,
     machine,
@@ -35,20 +35,13 @@ from common import (  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer test images and repetitions")
-    parser.add_argument("--json", default="", help="write the results to this file")
+    parser = benchmark_parser(__doc__, "fewer test images and repetitions")
     parser.add_argument("--backbone", default=TINY_BACKBONE,
                         help=f"{TINY_BACKBONE} (shipped) or a release name, e.g. ViT-B/16 "
                              "(random weights)")
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--batch", type=int, default=100, help="test batch size (CoOp's: 100)")
-    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--workdir", default=default_workdir())
-    args = parser.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 5)
-    return args
+    return parse(parser, argv)
 
 
 def upstream_text_features(model):

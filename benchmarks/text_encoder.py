@@ -12,7 +12,6 @@ change the features: both paths give the same numbers (``max_abs_diff``).
 
 JSON: ``{"truncated_ms", "full_ms", "max_abs_diff"}`` (median of the repetitions).
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -21,9 +20,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
+    benchmark_parser,
+    parse,
     VIT_B16,
     backbone_checkpoint,
-    default_workdir,
     full_context_text_features,
     interleaved,
     machine,
@@ -47,18 +47,11 @@ FOOD101_NAMES = [
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--json", default="", help="write the results to this file")
+    parser = benchmark_parser(__doc__, "fewer repetitions")
     parser.add_argument("--backbone", default=VIT_B16, help="shape of the text tower")
     parser.add_argument("--classes", type=int, default=len(FOOD101_NAMES),
                         help=f"at most {len(FOOD101_NAMES)}")
-    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--workdir", default=default_workdir())
-    args = parser.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 5)
-    return args
+    return parse(parser, argv)
 
 
 def main(argv=None):

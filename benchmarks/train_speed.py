@@ -21,7 +21,6 @@ backbone; cases of a further backbone are prefixed with its name and a colon
 (``"ViT-B/16:CoOp"``). Each trainer also reports how many copies of CLIP's
 weights it holds (``clip_copies``, printed only).
 """
-import argparse
 import os.path as osp
 import sys
 import time
@@ -31,10 +30,11 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
+    benchmark_parser,
+    parse,
     TINY_BACKBONE,
     VIT_B16,
     build_trainer,
-    default_workdir,
     interleaved,
     machine,
     print_table,
@@ -58,25 +58,16 @@ EPOCH_METHODS = ("CoOp", "E2MIM/feature")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repetitions; the ViT-B/16-shaped model only for the epoch "
-                             "cases (a few minutes on 2 CPU cores)")
-    parser.add_argument("--json", default="", help="write the results to this file")
+    parser = benchmark_parser(__doc__, "fewer repetitions; the ViT-B/16-shaped model only for "
+                                       "the epoch cases (a few minutes on 2 CPU cores)")
     parser.add_argument("--backbones", nargs="+", default=[TINY_BACKBONE, VIT_B16],
                         help=f"default: {TINY_BACKBONE} (shipped) and {VIT_B16} (random weights)")
     parser.add_argument("--classes", type=int, default=50,
                         help="class count (default 50: a typical base-class count)")
     parser.add_argument("--batch", type=int, default=32, help="shared batch size (CoOp's)")
-    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5, quick 3)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--prec", default="fp32", choices=["fp32", "fp16", "amp"],
                         help="the methods' PREC (fp16/amp need a GPU)")
-    parser.add_argument("--workdir", default=default_workdir(),
-                        help="data and random-weight checkpoints are kept here")
-    args = parser.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 5)
-    return args
+    return parse(parser, argv)
 
 
 def prepare(trainer):
@@ -177,8 +168,9 @@ def report(backbone, results, copies, fill_ms, args):
         print(f"{case}: filling the cache took {ms:.3g} ms per image and view")
 
 
-def check(results, prefix=""):
-    """The targets of the performance issue, as pass/fail lines."""
+def check(results, prefix="", backbone=TINY_BACKBONE):
+    """The targets of the performance issue, as pass/fail lines (the cache's epoch
+    target is for a real-size backbone, whose image tower dominates a step)."""
     def ms(case):
         return results[prefix + case]["ms_per_image"]
 
@@ -193,7 +185,7 @@ def check(results, prefix=""):
              10, ">="),
         ]
     for method in EPOCH_METHODS:
-        if prefix + method + "/epoch" in results:
+        if prefix + method + "/epoch" in results and backbone != TINY_BACKBONE:
             lines.append((f"{method} epoch >= 10 x faster with the cache",
                           ms(method + "/epoch") / ms(method + "/epoch/cached"), 10, ">="))
     for name, value, bound, op in lines:
@@ -223,7 +215,7 @@ def main(argv=None):
             measured.update(interleaved(cases, reps, args.device))
         report(backbone, measured, copies, fill_ms, args)
         results.update({prefix + case: value for case, value in measured.items()})
-        check(results, prefix)
+        check(results, prefix, backbone)
     write_json(args.json, results)
 
 

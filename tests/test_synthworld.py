@@ -5,7 +5,6 @@ import os.path as osp
 import subprocess
 
 import pytest
-import torch
 
 import datasets  # noqa: F401
 from clip import clip

@@ -71,5 +71,6 @@ class CachedFeatureLoader:
         for indices in self.loader.batch_sampler:
             index = torch.as_tensor(indices, dtype=torch.long)
             view = torch.randint(n_views, (len(index),), generator=choice)
-            yield {"img": self.features[view.to(self.features.device), index.to(self.features.device)],
+            device = self.features.device
+            yield {"img": self.features[view.to(device), index.to(device)],
                    "label": self.labels[index], "index": index}

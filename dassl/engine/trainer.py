@@ -112,7 +112,8 @@ class TrainerBase:
                 "val_result": val_result,
             }
             state.update(extra)
-            save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
+            save_checkpoint(state, osp.join(directory, name), is_best=is_best,
+                            model_name=model_name)
 
     def resume_model_if_exist(self, directory):
         names = self.get_model_names()
