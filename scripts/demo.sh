@@ -2,8 +2,8 @@
 # The embedded demo: base-to-new generalisation on SynthWorld for ZeroshotCLIP, CoOp,
 # CoCoOp, KgCoOp and E2MIM through train.py and the protocol scripts, then the table.
 #
-#   bash scripts/demo.sh            # 3 seeds (about 10 minutes on 2 CPU cores)
-#   bash scripts/demo.sh --quick    # 1 seed
+#   bash scripts/demo.sh            # 3 seeds (about 5 minutes on 2 CPU cores)
+#   bash scripts/demo.sh --quick    # 1 seed (under 2 minutes)
 #
 # Runs go to output/demo/ (DEMO_OUTPUT); finished jobs are reused, so a second call
 # only prints the table again (delete output/demo to start over). The world is
