@@ -230,12 +230,16 @@ class TrainerBase:
         """SIGINT / SIGTERM: finish the batch, checkpoint, exit (see the module's doc)."""
         if threading.current_thread() is not threading.main_thread():
             return {}
+        # Data-loader workers are forked with this handler; only this process acts.
+        self._interrupt_pid = os.getpid()
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, self._on_interrupt)
         return previous
 
     def _on_interrupt(self, signum, frame):
+        if os.getpid() != self._interrupt_pid:  # a data-loader worker: the main process decides
+            return
         if self._interrupt_signal is not None:
             raise KeyboardInterrupt  # a second signal: stop now
         self._interrupt_signal = signum
