@@ -232,10 +232,8 @@ def run(argv=None):
     args = build_parser().parse_args(argv)
     try:
         main(args)
-    except (UsageError, ConfigError, CheckpointError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as e:  # missing or unreadable data: the messages name the file and the fix
+    # OSError: missing or unreadable data; those messages name the file and the fix.
+    except (UsageError, ConfigError, CheckpointError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)

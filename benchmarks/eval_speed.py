@@ -21,13 +21,13 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
-    benchmark_parser,
-    parse,
     TINY_BACKBONE,
+    benchmark_parser,
     build_trainer,
     full_context_text_features,
     interleaved,
     machine,
+    parse,
     print_table,
     world_root,
     write_json,

@@ -20,13 +20,13 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
-    benchmark_parser,
-    parse,
     VIT_B16,
     backbone_checkpoint,
+    benchmark_parser,
     full_context_text_features,
     interleaved,
     machine,
+    parse,
     print_table,
     quiet_stdout,
     write_json,

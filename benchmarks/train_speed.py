@@ -30,13 +30,13 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
-    benchmark_parser,
-    parse,
     TINY_BACKBONE,
     VIT_B16,
+    benchmark_parser,
     build_trainer,
     interleaved,
     machine,
+    parse,
     print_table,
     quiet_stdout,
     synchronize,

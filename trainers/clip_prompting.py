@@ -66,14 +66,17 @@ def load_clip_for_run(cfg, precision):
     clip_model = load_clip_to_cpu(cfg)
     if precision in ("fp32", "amp"):
         clip_model.float()
-    clip_size = clip_model.visual.input_resolution
-    if cfg.INPUT.SIZE[0] != clip_size:
+    check_input_size(cfg, clip_model.visual.input_resolution)
+    return clip_model
+
+
+def check_input_size(cfg, resolution):
+    """CLIP takes square images of one resolution; INPUT.SIZE must be that."""
+    if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
         raise ConfigError(
             f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone "
-            f"{cfg.MODEL.BACKBONE.NAME}, which takes {clip_size}x{clip_size} images; set "
-            f"INPUT.SIZE ({clip_size}, {clip_size})"
-        )
-    return clip_model
+            f"{cfg.MODEL.BACKBONE.NAME}, which takes {resolution}x{resolution} images; set "
+            f"INPUT.SIZE ({resolution}, {resolution})")
 
 
 class TextEncoder(nn.Module):
@@ -86,13 +89,22 @@ class TextEncoder(nn.Module):
         self.ln_final = clip_model.ln_final
         self.text_projection = clip_model.text_projection
         self.dtype = clip_model.dtype
+        self._eot = None  # (tokenized prompts, their end-of-text positions, the longest + 1)
+
+    def end_of_text(self, tokenized_prompts):
+        """Each prompt's end-of-text position (its largest token id) and the context
+        length that holds them all; computed once per tokenized-prompt tensor (the
+        prompts are fixed: no per-step argmax, and on a GPU no per-step sync)."""
+        if self._eot is None or self._eot[0] is not tokenized_prompts:
+            eot = tokenized_prompts.argmax(dim=-1)
+            self._eot = (tokenized_prompts, eot, int(eot.max()) + 1)
+        return self._eot[1:]
 
     def forward(self, prompts, tokenized_prompts):
-        # The feature of a text is the one at its end-of-text token (the largest id).
-        # The attention mask is causal, so positions after the last end-of-text token
-        # cannot change it: encode only up to there (about 77/10 of the work).
-        eot = tokenized_prompts.argmax(dim=-1)
-        length = int(eot.max()) + 1
+        # The feature of a text is the one at its end-of-text token. The attention
+        # mask is causal, so positions after the last end-of-text token cannot
+        # change it: encode only up to there (about 77/10 of the work).
+        eot, length = self.end_of_text(tokenized_prompts)
         x = prompts[..., :length, :] + self.positional_embedding[:length].type(self.dtype)
         x = x.permute(1, 0, 2)  # NLD -> LND
         x = self.transformer(x)

@@ -7,7 +7,7 @@ Method-specific choices (PREC, E2MIM's rules) are checked by each trainer's
 from clip.shapes import MODEL_SHAPES
 from datasets.benchmark import SUBSAMPLE_CHOICES
 
-from .clip_prompting import CONTEXT_LENGTH
+from .clip_prompting import CONTEXT_LENGTH, check_input_size
 from .errors import ConfigError
 
 
@@ -25,10 +25,12 @@ def validate_cfg(cfg):
     if cfg.DATALOADER.NUM_WORKERS < 0:
         raise ConfigError(f"DATALOADER.NUM_WORKERS must be 0 or more; got "
                           f"{cfg.DATALOADER.NUM_WORKERS}")
-    for node in ("COOP", "COCOOP", "KGCOOP", "E2MIM"):
-        if cfg.TRAINER.NAME.upper() == node:
-            check_context(cfg.TRAINER[node], f"TRAINER.{node}")
-    check_input_size(cfg)
+    node = cfg.TRAINER.NAME.upper()  # a prompt learner's options: TRAINER.<NAME>.N_CTX
+    if node in cfg.TRAINER and "N_CTX" in cfg.TRAINER[node]:
+        check_context(cfg.TRAINER[node], f"TRAINER.{node}")
+    shape = MODEL_SHAPES.get(cfg.MODEL.BACKBONE.NAME)
+    if shape is not None:  # a release's (or the shipped model's) resolution, known unloaded
+        check_input_size(cfg, resolution=shape[1])
 
 
 def check_context(options, key):
@@ -45,15 +47,3 @@ def check_context(options, key):
         raise ConfigError(f"{key}.N_CTX must be between 1 and {most} (CLIP's context holds "
                           f"{CONTEXT_LENGTH} tokens with SOS, class name, '.' and EOS); "
                           f"got {options.N_CTX}")
-
-
-def check_input_size(cfg):
-    """A release's input resolution is known without loading it."""
-    shape = MODEL_SHAPES.get(cfg.MODEL.BACKBONE.NAME)
-    if shape is None:  # a file: checked when it is loaded
-        return
-    size = shape[1]
-    if tuple(cfg.INPUT.SIZE) != (size, size):
-        raise ConfigError(
-            f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone {cfg.MODEL.BACKBONE.NAME},"
-            f" which takes {size}x{size} images; set INPUT.SIZE ({size}, {size})")

@@ -55,13 +55,12 @@ class KgCoOp(PromptTuningTrainer):
         # of CLIP on the GPU, the same numbers for an fp16 run).
         hand_crafted = hand_crafted_text_features(clip_model.to(self.device), classnames,
                                                   [template], self.device)
-        return PromptedCLIP(clip_model, prompt_learner, hand_crafted)
+        # Upstream normalises the stored (already normalised) features once more, in
+        # every step; in fp16 that can move the last bit, so we do it too, once.
+        return PromptedCLIP(clip_model, prompt_learner, normalize(hand_crafted))
 
     def compute_loss(self, image, label):
         text_features = self.model.text_features()
         logits = self.model.logits(self.model.image_features(image), text_features)
-        # Upstream normalises the stored (already normalised) features once more;
-        # in fp16 that can move the last bit, so we do the same.
-        hand_crafted = normalize(self.model.hand_crafted_text_features)
-        guidance = knowledge_guidance(text_features, hand_crafted)
+        guidance = knowledge_guidance(text_features, self.model.hand_crafted_text_features)
         return F.cross_entropy(logits, label) + self.method_cfg.W * guidance, logits

@@ -124,8 +124,7 @@ class PromptTuningTrainer(TrainerX):
             self.scaler.update()
         else:
             loss, logits = self.compute_loss(image, label)
-            self.check_finite(loss)
-            self.model_backward_and_update(loss)
+            self.model_backward_and_update(loss)  # checks the loss first (detect_anomaly)
 
         loss_summary = {"loss": loss.item()}
         if logits is not None:
@@ -139,6 +138,9 @@ class PromptTuningTrainer(TrainerX):
         if not torch.isfinite(loss).all():
             detail = "".join(f", {key} {value:.4g}" for key, value in (terms or {}).items())
             raise FloatingPointError(f"the loss is {loss.item()}{detail}")
+
+    def detect_anomaly(self, loss):  # Dassl's check before every backward, with the value
+        self.check_finite(loss)
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
