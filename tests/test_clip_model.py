@@ -3,9 +3,10 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 
 from clip import clip
-from clip.model import build_model
+from clip.model import AvgPool2d, build_model
 from clip.shapes import random_state_dict
 from tests.oracles import openai_clip
 
@@ -66,10 +67,30 @@ def test_parity_with_openai_code(checkpoints, shape):
             a = getattr(ours, encode)(images if encode == "encode_image" else texts)
             b = getattr(reference, encode)(images if encode == "encode_image" else texts)
             assert a.shape == b.shape
-            assert torch.allclose(a, b, atol=1e-5, rtol=0), (encode, (a - b).abs().max())
+            # The same operations in the same order: bit for bit, not merely close.
+            assert torch.equal(a, b), (encode, (a - b).abs().max())
         la, _ = ours(images, texts)
         lb, _ = reference(images, texts)
         assert torch.allclose(la, lb, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fast_average_pool_is_bitwise_torchs(dtype, memory_format):
+    """The strided-sum pool (CPU fp32/fp64) equals torch's kernel exactly, odd sizes
+    (floor mode) and a wide range of magnitudes included; other dtypes use the kernel."""
+    generator = torch.Generator().manual_seed(3)
+    for shape in [(2, 3, 9, 11), (5, 8, 16, 16), (1, 4, 2, 3)]:
+        magnitude = torch.logspace(-12, 12, shape[-1]) if dtype != torch.float16 else 1.0
+        x = (torch.randn(shape, generator=generator) * magnitude).to(dtype)
+        x = x.contiguous(memory_format=memory_format)
+        for k in (2, 3):
+            if min(shape[-2:]) < k:
+                with pytest.raises(RuntimeError):
+                    AvgPool2d(k)(x)
+                continue
+            ours, torchs = AvgPool2d(k)(x), nn.AvgPool2d(k)(x)
+            assert ours.shape == torchs.shape and torch.equal(ours, torchs), (shape, k)
 
 
 def test_build_model_keeps_released_mixed_precision(checkpoints):
