@@ -211,8 +211,7 @@ def main(argv=None):
             del trainers, cases
         if backbone == VIT_B16 or not args.quick:
             cases, fill_ms = epoch_cases(args, backbone)
-            reps = 1 if (args.quick and backbone == VIT_B16) else args.reps
-            measured.update(interleaved(cases, reps, args.device))
+            measured.update(interleaved(cases, args.reps, args.device))
         report(backbone, measured, copies, fill_ms, args)
         results.update({prefix + case: value for case, value in measured.items()})
         check(results, prefix, backbone)

@@ -198,6 +198,7 @@ def test_benchmarks_write_their_json(tmp_path):
     evaluation = _benchmark("eval_speed", tmp_path, "--classes", "10", "--batch", "25")
     assert evaluation["same_predictions"] is True
     assert evaluation["ours_images_per_s"] > 0 and evaluation["per_batch_text_images_per_s"] > 0
+    assert evaluation["image_encoder_images_per_s"] > 0
 
     text = _benchmark("text_encoder", tmp_path, "--backbone", "tiny-ViT", "--classes", "8")
     assert text["truncated_ms"] > 0 and text["full_ms"] > 0
