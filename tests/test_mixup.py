@@ -44,6 +44,32 @@ def test_same_seed_same_mixes_other_step_other_mixes():
     assert not torch.equal(a.lam, c.lam)
 
 
+def test_partner_draws_are_one_uniform_choice_per_sample_in_order():
+    """The vectorised plan equals the plain definition: for each sample in batch order
+    with a candidate of another class, one uniform draw among its candidates (in batch
+    order), then the mixing weights, all from the (seed, epoch, batch) generator."""
+    alpha, seed = 0.7, (5, 0)
+    mixup = ClassWiseMixup(alpha, 1.0, seed)
+    shapes = np.random.default_rng(0)
+    for batch_idx in range(100):
+        labels = shapes.integers(0, shapes.integers(1, 6), size=shapes.integers(1, 40))
+        rng = np.random.default_rng([*seed, 2, batch_idx])
+        rng.random()  # the per-batch coin
+        first, partner = [], []
+        for i, label in enumerate(labels):
+            candidates = [j for j, other in enumerate(labels) if other != label]
+            if candidates:
+                first.append(i)
+                partner.append(candidates[int(rng.integers(len(candidates)))])
+        plan = mixup.plan(torch.as_tensor(labels), 2, batch_idx)
+        if not first:
+            assert plan is None
+            continue
+        assert plan.first.tolist() == first and plan.partner.tolist() == partner
+        expected_lam = rng.beta(alpha, alpha, size=len(first)).astype(np.float32)
+        assert np.array_equal(plan.lam.numpy(), expected_lam)
+
+
 def test_global_random_state_is_untouched():
     torch.manual_seed(0)
     np.random.seed(0)

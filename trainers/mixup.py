@@ -41,17 +41,18 @@ class ClassWiseMixup:
         if rng.random() >= self.prob:
             return None
         labels_np = labels.detach().cpu().numpy()
-        first, partner = [], []
-        for i, label in enumerate(labels_np):
-            others = np.flatnonzero(labels_np != label)
-            if len(others):
-                first.append(i)
-                partner.append(int(others[rng.integers(len(others))]))
-        if not first:
+        other_class = labels_np[None, :] != labels_np[:, None]  # row i: i's candidates
+        first = np.flatnonzero(other_class.any(axis=1))
+        if not len(first):
             return None
+        # Sample i takes its draw-th candidate, draw uniform below its candidate count.
+        # One vector call draws exactly what one scalar call per sample, in order, would.
+        draw = rng.integers(other_class[first].sum(axis=1))
+        partner = np.argmax(np.cumsum(other_class[first], axis=1) > draw[:, None], axis=1)
         lam = rng.beta(self.alpha, self.alpha, size=len(first))
         device = labels.device
-        return MixPlan(torch.tensor(first, device=device), torch.tensor(partner, device=device),
+        return MixPlan(torch.as_tensor(first, device=device),
+                       torch.as_tensor(partner, device=device),
                        torch.tensor(lam, device=device, dtype=torch.float32))
 
 
