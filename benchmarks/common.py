@@ -22,6 +22,8 @@ if REPO not in sys.path:
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from dassl.utils import atomic_write, torch_save_atomic  # noqa: E402
+
 # Each method's published ViT-B/16 configuration with the context "a photo of a"
 # (4 tokens), so that the methods differ by their algorithm, not their prompt length.
 METHOD_CONFIGS = {
@@ -67,10 +69,8 @@ def backbone_checkpoint(backbone, workdir):
 
     path = osp.join(workdir, "checkpoints", backbone.replace("/", "-") + "-random.pt")
     if not osp.exists(path):
-        os.makedirs(osp.dirname(path), exist_ok=True)
         print(f"Writing a {backbone}-shaped CLIP with random weights to {path}")
-        torch.save(random_state_dict(backbone, seed=0), path + ".tmp")
-        os.replace(path + ".tmp", path)
+        torch_save_atomic(random_state_dict(backbone, seed=0), path)
     return path
 
 
@@ -216,10 +216,8 @@ def interleaved(cases, reps, device):
 def write_json(path, results):
     if not path:
         return
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
+    with atomic_write(path) as f:
         json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
     print(f"Wrote {path}")
 
 

@@ -69,7 +69,7 @@ def main(argv=None):
         learner = PromptLearner(names, model, n_ctx=4).to(args.device)
     encoder = TextEncoder(model)
     tokenized = learner.tokenized_prompts
-    length = int(tokenized.argmax(-1).max()) + 1
+    _, length = encoder.end_of_text(tokenized)  # positions the truncated pass uses
 
     def step(encode):
         def run():

@@ -145,11 +145,16 @@ def hand_crafted_text_features(clip_model, classnames, templates, device):
     return normalize(total / len(templates))
 
 
-def check_prompt_fits(text):
-    tokens = len(_tokenizer.encode(text)) + 2  # + SOS and EOS
-    if tokens > CONTEXT_LENGTH:
+def tokenize_prompts(texts):
+    """``clip.tokenize(texts)``; a prompt too long for CLIP's context is refused by name
+    (its length is only counted then: the happy path tokenizes once)."""
+    try:
+        return clip.tokenize(texts, context_length=CONTEXT_LENGTH)
+    except RuntimeError:
+        text = max(texts, key=lambda candidate: len(_tokenizer.encode(candidate)))
+        tokens = len(_tokenizer.encode(text)) + 2  # + SOS and EOS
         raise ConfigError(f"the prompt {text!r} takes {tokens} tokens; CLIP's context holds "
-                          f"{CONTEXT_LENGTH}: use a shorter context (N_CTX, CTX_INIT)")
+                          f"{CONTEXT_LENGTH}: use a shorter context (N_CTX, CTX_INIT)") from None
 
 
 class PromptLearner(nn.Module):
@@ -176,9 +181,8 @@ class PromptLearner(nn.Module):
             # an initialisation whose words split into several BPE tokens keeps
             # only the first tokens (and the rest become part of the suffix).
             n_ctx = len(ctx_init.split(" "))
-            check_prompt_fits(ctx_init)
             with torch.no_grad():
-                embedding = clip_model.token_embedding(clip.tokenize(ctx_init)).type(dtype)
+                embedding = clip_model.token_embedding(tokenize_prompts([ctx_init])).type(dtype)
             ctx_vectors = embedding[0, 1:1 + n_ctx, :]
             prompt_prefix = ctx_init
         else:
@@ -195,9 +199,7 @@ class PromptLearner(nn.Module):
         self.ctx = nn.Parameter(ctx_vectors)
 
         names = [clean_classname(name) for name in classnames]
-        texts = [f"{prompt_prefix} {name}." for name in names]
-        check_prompt_fits(max(texts, key=lambda text: len(_tokenizer.encode(text))))
-        tokenized_prompts = clip.tokenize(texts)
+        tokenized_prompts = tokenize_prompts([f"{prompt_prefix} {name}." for name in names])
         with torch.no_grad():
             embedding = clip_model.token_embedding(tokenized_prompts).type(dtype)
         self.register_buffer("token_prefix", embedding[:, :1, :])  # SOS

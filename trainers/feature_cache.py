@@ -67,10 +67,9 @@ class CachedFeatureLoader:
         torch.empty((), dtype=torch.int64).random_(generator=self.loader.generator)
         choice = torch.Generator().manual_seed(
             stream_seed(self.run_seed, VIEW_CHOICE, self.epoch))
-        n_views = self.features.shape[0]
+        n_views, device = self.features.shape[0], self.features.device
         for indices in self.loader.batch_sampler:
             index = torch.as_tensor(indices, dtype=torch.long)
             view = torch.randint(n_views, (len(index),), generator=choice)
-            device = self.features.device
             yield {"img": self.features[view.to(device), index.to(device)],
                    "label": self.labels[index], "index": index}

@@ -39,6 +39,7 @@ from dassl.utils import (
     AverageMeter,
     MetricMeter,
     get_rng_state,
+    latest_checkpoint,
     load_checkpoint,
     mkdir_if_missing,
     resume_from_checkpoint,
@@ -133,9 +134,7 @@ class TrainerBase:
         # Our checkpoints also carry the random state of the moment they were
         # written; restoring it makes the resumed epochs draw what the
         # uninterrupted run drew (sampler order, augmentations, dropout).
-        with open(osp.join(directory, names[0], "checkpoint")) as f:
-            latest = osp.join(directory, names[0], f.readline().strip())
-        checkpoint = load_checkpoint(latest)
+        checkpoint = load_checkpoint(latest_checkpoint(osp.join(directory, names[0])))
         if "batch" in checkpoint:  # interrupted mid-epoch (save_interrupted)
             set_rng_state(checkpoint["epoch_rng_state"])
             self._resume_position = (checkpoint["batch"], checkpoint["rng_state"])
@@ -423,12 +422,10 @@ class SimpleTrainer(TrainerBase):
                         f"{self._last_good_checkpoint()}")
 
     def _last_good_checkpoint(self):
-        pointer = osp.join(self.output_dir, self.get_model_names()[0], "checkpoint")
-        if not osp.exists(pointer):
+        latest = latest_checkpoint(osp.join(self.output_dir, self.get_model_names()[0]))
+        if latest is None:
             return "no checkpoint was written before (it happened in the first epoch)"
-        with open(pointer) as f:
-            latest = f.readline().strip()
-        return (f"the last good checkpoint, {osp.join(osp.dirname(pointer), latest)}, is kept "
+        return (f"the last good checkpoint, {latest}, is kept "
                 "and the run resumes from it with the same command (change what diverged "
                 "first: a lower OPTIM.LR, or PREC fp32 instead of fp16)")
 

@@ -27,6 +27,7 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "torch_save_atomic",
+    "latest_checkpoint",
 ]
 
 
@@ -85,11 +86,21 @@ def load_checkpoint(fpath):
         ) from e
 
 
+def latest_checkpoint(fdir):
+    """The path of the checkpoint named in ``fdir/checkpoint`` (the latest one
+    ``save_checkpoint`` wrote), or None when there is no such pointer file."""
+    pointer = osp.join(fdir, "checkpoint")
+    if not osp.exists(pointer):
+        return None
+    with open(pointer) as f:
+        return osp.join(fdir, f.readline().strip())
+
+
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     """Load the checkpoint named in ``fdir/checkpoint``; return its epoch count."""
-    with open(osp.join(fdir, "checkpoint"), "r") as f:
-        model_name = f.readlines()[0].strip("\n")
-    fpath = osp.join(fdir, model_name)
+    fpath = latest_checkpoint(fdir)
+    if fpath is None:
+        raise FileNotFoundError(f'No checkpoint pointer at "{osp.join(fdir, "checkpoint")}"')
     print(f'Loading checkpoint from "{fpath}"')
     checkpoint = load_checkpoint(fpath)
     model.load_state_dict(checkpoint["state_dict"])
