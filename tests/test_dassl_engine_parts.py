@@ -14,6 +14,7 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import (
     get_rng_state,
+    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
     set_random_seed,
@@ -98,6 +99,24 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
         load_checkpoint(str(bad))
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
         load_checkpoint(str(tmp_path / "nothing.pth"))
+
+
+def test_checkpoints_get_the_permissions_of_a_plain_file(tmp_path):
+    """Written through a private temporary file, but readable as torch.save's own would be
+    (0666 less the umask): a shared run folder stays shared."""
+    old = os.umask(0o027)
+    try:
+        save_checkpoint({"state_dict": {}, "epoch": 1}, str(tmp_path), model_name="model.pth.tar-1")
+        plain = tmp_path / "plain"
+        plain.write_text("")
+    finally:
+        os.umask(old)
+    expected = plain.stat().st_mode & 0o777
+    assert expected == 0o640
+    for name in ("model.pth.tar-1", "checkpoint"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.pth.tar-1")
+    assert latest_checkpoint(str(tmp_path / "elsewhere")) is None
 
 
 def test_rng_state_round_trip():

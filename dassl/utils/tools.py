@@ -63,6 +63,11 @@ class atomic_write:
         fd, self.tmp_path = tempfile.mkstemp(
             dir=folder, prefix="." + osp.basename(self.fpath) + ".", suffix=".tmp"
         )
+        # mkstemp creates the file private (0600); give it the permissions a plain
+        # open() would (0666 less the umask), so that shared run folders stay readable.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp_path, 0o666 & ~umask)
         self.file = os.fdopen(fd, self.mode)
         return self.file
 
