@@ -18,17 +18,17 @@ import os.path as osp
 import sys
 
 import torch
+
+import datasets  # noqa: F401  (registers the datasets)
+import trainers  # noqa: F401  (registers the trainers)
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger
-
-import datasets  # noqa: F401  (registers the datasets)
-import trainers  # noqa: F401  (registers the trainers)
-from trainers.config_checks import validate_cfg
+from runs.config_checks import validate_cfg
+from runs.errors import CheckpointError, ConfigError
+from runs.lock import lock_output_dir
 from trainers.defaults import extend_cfg
-from trainers.errors import CheckpointError, ConfigError
-from trainers.run_lock import lock_output_dir
 
 
 class UsageError(Exception):

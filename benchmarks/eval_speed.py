@@ -25,7 +25,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch  # noqa: E402
-
 from common import (  # noqa: E402
     TINY_BACKBONE,
     benchmark_parser,

@@ -28,7 +28,6 @@ import time
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch  # noqa: E402
-
 from common import (  # noqa: E402
     TINY_BACKBONE,
     VIT_B16,

@@ -9,4 +9,6 @@ python3 -m pip install -q -r requirements.txt -r requirements-test.txt
 if ! ls .oracles/clip_anytorch-2.6.0-*.whl >/dev/null 2>&1; then
     python3 -m pip download -q --no-deps clip-anytorch==2.6.0 -d .oracles
 fi
+# Lint first (pyproject.toml): a finding fails the run, as in CI.
+python3 -m ruff check .
 python3 -m pytest -q -n 2 "$@" tests

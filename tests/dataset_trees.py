@@ -123,7 +123,8 @@ def fgvc_aircraft(root, per_class=3):
 def sun397(root, per_class=5):
     base = osp.join(root, "sun397")
     classes = ["/a/abbey", "/a/apartment_building/outdoor", "/b/badlands"]
-    open_ = lambda name: open(osp.join(base, name), "w")
+    def open_(name):
+        return open(osp.join(base, name), "w")
     os.makedirs(base, exist_ok=True)
     open_("ClassName.txt").write("\n".join(classes) + "\n")
     train, test = [], []

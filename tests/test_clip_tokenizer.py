@@ -89,7 +89,8 @@ CLASS_NAMES = [
 TEXTS = [
     "a photo of a dog.", "A PHOTO OF A DOG.", "   lots   of\tspaces\n\nand newlines  ",
     "café crème brûlée naïve façade São Paulo Zürich Ελληνικά русский 日本語の文章 한국어",
-    "emoji 🐶🐱🚀 👩‍👩‍👧‍👦 ❤️ flags 🇫🇷", "HTML &amp; entities &lt;b&gt; &amp;amp; &#39;quoted&#39; &quot;x&quot;",
+    "emoji 🐶🐱🚀 👩‍👩‍👧‍👦 ❤️ flags 🇫🇷",
+    "HTML &amp; entities &lt;b&gt; &amp;amp; &#39;quoted&#39; &quot;x&quot;",
     "numbers 3.14159 and 1,000,000 and 2nd 3rd", "it's they're we've I'm you'll he'd",
     "punctuation!!! ??? ... --- ;;; (brackets) [square] {curly}", "mojibake â€™ fixed by ftfy",
     "tabs\tand\x0bcontrol\x0cchars", "<|startoftext|> literal special <|endoftext|>", "",

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from runs.errors import ConfigError
 from tests.conftest import make_trainer
-from trainers.errors import ConfigError
 
 
 def e2mim(tiny_clip, data, *opts, **kwargs):

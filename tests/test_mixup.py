@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from trainers.errors import ConfigError
+from runs.errors import ConfigError
 from trainers.mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 
 

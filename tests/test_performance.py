@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
+from runs.errors import ConfigError
 from tests.conftest import REPO, make_trainer
 from tests.oracles import openai_clip
-from trainers.errors import ConfigError
 from trainers.feature_cache import CachedFeatureLoader
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO, CONFIGS, make_trainer, tiny_opts
+from tests.conftest import CONFIGS, REPO, make_trainer, tiny_opts
 
 TRAIN_OPTS = ["OPTIM.MAX_EPOCH", "3", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
 
@@ -141,7 +141,7 @@ def test_a_live_run_holds_its_folder_and_a_killed_runs_lock_is_taken_over(
     folder = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, '.');"
-         "from trainers.run_lock import lock_output_dir;"
+         "from runs.lock import lock_output_dir;"
          f"lock_output_dir({str(folder)!r}); print('locked', flush=True); time.sleep(120)"],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

@@ -36,8 +36,9 @@ def test_train_two_epochs_then_eval_only_reproduces_accuracy(tmp_path, toy_root)
 def test_same_seed_same_numbers(tmp_path, toy_root):
     a = run_cli(toy_args(toy_root, str(tmp_path / "a")))
     b = run_cli(toy_args(toy_root, str(tmp_path / "b")))
-    losses = lambda text: [line.split(" time ")[0] + line.split(" data ")[1].split(" eta ")[0][20:]
-                           for line in text.splitlines() if line.startswith("epoch [")]
+    def losses(text):
+        return [line.split(" time ")[0] + line.split(" data ")[1].split(" eta ")[0][20:]
+                               for line in text.splitlines() if line.startswith("epoch [")]
     assert losses(a.stdout) == losses(b.stdout) and len(losses(a.stdout)) == 6
     wa, wb = _weights(str(tmp_path / "a"), 2), _weights(str(tmp_path / "b"), 2)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -11,11 +11,11 @@ import torch
 from torch.nn import functional as F
 
 from clip import clip
+from runs.errors import CheckpointError, ConfigError
 from tests.conftest import make_trainer
 from tests.oracles import openai_clip
 from trainers.clip_prompting import PromptedCLIP, PromptLearner, load_clip_to_cpu
 from trainers.cocoop import ConditionalPromptedCLIP, ConditionalPromptLearner
-from trainers.errors import CheckpointError, ConfigError
 from trainers.templates import (
     CUSTOM_TEMPLATES,
     IMAGENET_TEMPLATES,
@@ -24,6 +24,7 @@ from trainers.templates import (
     dataset_template,
 )
 from trainers.zsclip import ZeroshotCLIP2
+
 
 def tiny_models(path):
     """Our CLIP and OpenAI's, in fp32, from the same checkpoint file."""

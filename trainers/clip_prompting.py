@@ -13,8 +13,8 @@ from torch import nn
 
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
+from runs.errors import ConfigError
 
-from .errors import ConfigError
 from .templates import clean_classname, fill_template
 
 PRECISIONS = ("fp16", "fp32", "amp")

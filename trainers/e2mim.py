@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from dassl.engine import TRAINER_REGISTRY
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
+from runs.errors import ConfigError
 
 from .clip_prompting import (
     PromptedCLIP,
@@ -27,7 +28,6 @@ from .clip_prompting import (
     hand_crafted_text_features,
     normalize,
 )
-from .errors import ConfigError
 from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 from .mutual_information import CRITICS, ESTIMATORS, MutualInformationEstimator
 from .prompt_trainer import PromptTuningTrainer

@@ -17,8 +17,8 @@ image path is not frozen (pixel-level Mixup) refuses it.
 import torch
 
 from dassl.data.data_manager import build_data_loader
+from runs.errors import ConfigError
 
-from .errors import ConfigError
 from .random_streams import VIEW_AUGMENTATION, VIEW_CHOICE, seeded_global_rngs, stream_seed
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import ConfigError
+from runs.errors import ConfigError
 
 
 @dataclass

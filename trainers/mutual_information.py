@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ConfigError
+from runs.errors import ConfigError
 
 ESTIMATORS = ("jsd", "dv", "infonce")
 CRITICS = ("mlp", "bilinear")

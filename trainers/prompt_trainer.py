@@ -15,13 +15,13 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
+from runs.errors import CheckpointError
 
 from .clip_prompting import (
     check_precision,
     load_clip_for_run,
     run_precision,
 )
-from .errors import CheckpointError
 from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_views
 from .random_streams import run_seed
 

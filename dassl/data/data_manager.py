@@ -4,10 +4,10 @@ Order of construction matters for seeded runs and follows upstream: dataset,
 train transform, test transform, then the loaders train_x, train_u, val, test.
 """
 import torch
+import torchvision.transforms as T
 from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
-import torchvision.transforms as T
 
 from .datasets import build_dataset
 from .samplers import build_sampler

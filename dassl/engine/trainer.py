@@ -48,7 +48,6 @@ from dassl.utils import (
     tolist_if_not,
 )
 
-
 INTERRUPTED_CHECKPOINT = "model.pth.tar-interrupted"
 
 

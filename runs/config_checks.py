@@ -6,8 +6,8 @@ Method-specific choices (PREC, E2MIM's rules) are checked by each trainer's
 """
 from clip.shapes import MODEL_SHAPES
 from datasets.benchmark import SUBSAMPLE_CHOICES
+from trainers.clip_prompting import CONTEXT_LENGTH, check_input_size
 
-from .clip_prompting import CONTEXT_LENGTH, check_input_size
 from .errors import ConfigError
 
 

@@ -8,3 +8,7 @@ class ConfigError(ValueError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint that does not fit the model being built (and says why)."""
+
+
+class FolderInUseError(ConfigError):
+    """Another live process holds the output folder (runs/lock.py)."""

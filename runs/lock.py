@@ -16,14 +16,10 @@ import socket
 import sys
 import time
 
-from .errors import ConfigError
+from .errors import FolderInUseError
 
 LOCK_NAME = ".lock"
 _held = {}  # folder -> open file: the lock lives as long as this process holds the file
-
-
-class FolderInUseError(ConfigError):
-    """Another live process holds the output folder."""
 
 
 def lock_output_dir(folder):
