@@ -59,7 +59,7 @@ def main(argv=None):
     from trainers.clip_prompting import PromptLearner, TextEncoder
 
     print(f"Machine: {machine()}")
-    model = clip.build_model(clip._read_state_dict(
+    model = clip.build_model(clip.read_state_dict(
         backbone_checkpoint(args.backbone, args.workdir))).float().to(args.device)
     model.requires_grad_(False)
     names = FOOD101_NAMES[:args.classes]

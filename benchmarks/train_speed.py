@@ -117,7 +117,7 @@ def epoch_cases(args, backbone):
     """Whole epochs (data loading included) without and with the filled feature cache."""
     train_per_class = max(1, -(-args.batch * (1 if args.quick else 2) // args.classes))
     world = world_root(args.workdir, args.classes, train_per_class)
-    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", str(args.batch), "TRAIN.FEATURE_CACHE.VIEWS", "1"]
+    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", str(args.batch), "TRAIN.FEATURE_CACHE.AUGMENTATIONS", "1"]
     cases, fill_ms = {}, {}
     for case in EPOCH_METHODS:
         method, extra, _ = STEP_METHODS[case]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .model import build_model
 from .simple_tokenizer import SimpleTokenizer as _Tokenizer
 
-__all__ = ["available_models", "build_model", "load", "tokenize"]
+__all__ = ["available_models", "build_model", "load", "model_file", "read_state_dict", "tokenize"]
 _tokenizer = _Tokenizer()
 
 # OpenAI's release URLs; the folder name of each is the SHA256 of the file.
@@ -135,6 +135,20 @@ def available_models() -> list[str]:
     return list(_MODELS.keys()) + list(_SHIPPED.keys())
 
 
+def model_file(name: str, download_root: str = None) -> str:
+    """The checkpoint file of ``name``: a release (downloaded once into ``download_root``,
+    default ``~/.cache/clip``, and verified), a model shipped in clip/weights/, or the
+    path of a local file."""
+    if name in _MODELS:
+        return _download(_MODELS[name], download_root or DEFAULT_ROOT)
+    if name in _SHIPPED:
+        return _SHIPPED[name]
+    if os.path.isfile(name):
+        return name
+    raise RuntimeError(f"Model {name} not found; available models = {available_models()} "
+                       "(or give the path of a checkpoint file)")
+
+
 def _is_torchscript_archive(path):
     try:
         with zipfile.ZipFile(path) as archive:
@@ -153,7 +167,7 @@ def _jit_load(path, device):
         return torch.jit.load(path, map_location=device).eval()
 
 
-def _read_state_dict(model_path):
+def read_state_dict(model_path):
     """The state dict of a TorchScript archive or of a plain (possibly wrapped) state-dict file."""
     if _is_torchscript_archive(model_path):
         try:
@@ -184,15 +198,7 @@ def load(name: str, device: str | torch.device = "cuda" if torch.cuda.is_availab
     precision is kept. ``jit=True`` returns the TorchScript module itself
     (archives only, and without OpenAI's device-patching of traced graphs).
     """
-    if name in _MODELS:
-        model_path = _download(_MODELS[name], download_root or DEFAULT_ROOT)
-    elif name in _SHIPPED:
-        model_path = _SHIPPED[name]
-    elif os.path.isfile(name):
-        model_path = name
-    else:
-        raise RuntimeError(f"Model {name} not found; available models = {available_models()} "
-                           "(or give the path of a checkpoint file)")
+    model_path = model_file(name, download_root)
 
     if jit:
         if not _is_torchscript_archive(model_path):
@@ -200,7 +206,7 @@ def load(name: str, device: str | torch.device = "cuda" if torch.cuda.is_availab
         model = _jit_load(model_path, device)
         return model, _transform(model.input_resolution.item())
 
-    model = build_model(_read_state_dict(model_path)).to(device)
+    model = build_model(read_state_dict(model_path)).to(device)
     if str(device) == "cpu":
         model.float()
     return model, _transform(model.visual.input_resolution)

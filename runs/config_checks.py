@@ -5,8 +5,8 @@ Method-specific choices (PREC, E2MIM's rules) are checked by each trainer's
 ``check_cfg``; this covers the data, loader and backbone keys every run shares.
 """
 from clip.shapes import MODEL_SHAPES
-from datasets.benchmark import SUBSAMPLE_CHOICES
 from trainers.clip_prompting import CONTEXT_LENGTH, check_input_size
+from trainers.defaults import CHOICES
 
 from .errors import ConfigError
 
@@ -15,9 +15,7 @@ def validate_cfg(cfg):
     shots = cfg.DATASET.NUM_SHOTS
     if shots != -1 and shots < 1:
         raise ConfigError(f"DATASET.NUM_SHOTS must be -1 (all images) or at least 1; got {shots}")
-    if cfg.DATASET.SUBSAMPLE_CLASSES not in SUBSAMPLE_CHOICES:
-        raise ConfigError(f"DATASET.SUBSAMPLE_CLASSES must be one of {', '.join(SUBSAMPLE_CHOICES)}"
-                          f"; got {cfg.DATASET.SUBSAMPLE_CLASSES!r}")
+    check_choices(cfg)
     for loader in ("TRAIN_X", "TEST"):
         size = cfg.DATALOADER[loader].BATCH_SIZE
         if size < 1:
@@ -31,6 +29,19 @@ def validate_cfg(cfg):
     shape = MODEL_SHAPES.get(cfg.MODEL.BACKBONE.NAME)
     if shape is not None:  # a release's (or the shipped model's) resolution, known unloaded
         check_input_size(cfg, resolution=shape[1])
+
+
+def check_choices(cfg, prefix=""):
+    """Every key declared with a fixed set of values (trainers/defaults.py) under
+    ``prefix`` holds one of them."""
+    for key, allowed in CHOICES.items():
+        if not key.startswith(prefix):
+            continue
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        if value not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def check_context(options, key):

@@ -6,7 +6,7 @@ import sys
 import types
 import zipfile
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def openai_clip():

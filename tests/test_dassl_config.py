@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 
 from dassl.config import get_cfg_default
-from tests.conftest import REPO
+from tests.helpers import REPO
 from trainers.defaults import extend_cfg
 
 CONFIG_DIR = osp.join(REPO, "tests", "data", "upstream_configs")

@@ -213,7 +213,7 @@ def test_corrupt_split_file_and_missing_image_name_the_files(tmp_path):
 
 
 def test_train_py_runs_on_a_benchmark_loader(tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     dataset_trees.caltech101(str(tmp_path / "data"), per_class=9)
     out = str(tmp_path / "run")

@@ -1,11 +1,18 @@
 """trainers/e2mim.py: reductions to CoOp, Mixup wiring, the critic as a registered model,
 inference rules, cached hand-crafted view, configuration errors."""
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from runs.errors import ConfigError
-from tests.conftest import make_trainer
+from tests.helpers import make_trainer
+from tests.test_trainers import reference_text_features, tiny_models
+from trainers.mixup import ClassWiseMixup
+from trainers.mutual_information import random_derangement
+from trainers.random_streams import DERANGEMENT, MIXUP
 
 
 def e2mim(tiny_clip, data, *opts, **kwargs):
@@ -39,23 +46,83 @@ def test_without_mi_and_mixup_loss_and_gradients_equal_coops(tiny_clip, fake_cal
     batch = first_batch(coop)
     image, label = coop.parse_batch_train(batch)
     ours.epoch, ours.batch_idx = 0, 0
-    coop_loss, _ = coop.compute_loss(image, label)
-    our_loss, _, mi, _ = ours.compute_losses(image, label)
-    assert mi is None
+    coop_loss = coop.compute_loss(image, label)["loss"]
+    terms = ours.compute_loss(image, label)
+    assert set(terms) == {"loss", "logits"}  # no Mixup term, no MI estimate
+    our_loss = terms["loss"]
     torch.testing.assert_close(our_loss, coop_loss, rtol=0, atol=1e-6)
     torch.testing.assert_close(prompt_gradient(ours, our_loss), prompt_gradient(coop, coop_loss),
                                rtol=0, atol=1e-6)
 
 
-def test_full_loss_is_ce_plus_mixup_minus_mi(tiny_clip, fake_caltech):
-    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.W_MIX", "0.3",
-                    "TRAINER.E2MIM.W_MI", "2.0")
+def independent_objective(trainer, reference, image, label, w_mix, w_mi, temperature):
+    """E2MIM's objective recomputed from the batch: OpenAI's CLIP for the image features
+    and the written hand-crafted prompts, the Mixup plan and derangement of the step's
+    generators, and each formula written out. Returns (loss, loss_mix, mi)."""
+    seed, n_cls = trainer.run_seed, trainer.num_classes
+    with torch.no_grad():
+        features = reference.encode_image(image)
+        features = features / features.norm(dim=-1, keepdim=True)
+        names = [n.replace("_", " ") for n in trainer.dm.dataset.classnames]
+        hand_crafted = reference_text_features(reference, [f"a photo of a {n}." for n in names])
+    scale = reference.logit_scale.exp()
+    text = trainer.model.text_features()  # the learned prompts (checked against OpenAI elsewhere)
+
+    plan = ClassWiseMixup(1.0, 1.0).plan(label, np.random.default_rng([seed, MIXUP, 0, 0]))
+    lam = plan.lam.view(-1, 1)
+    mixed = lam * features[plan.first] + (1 - lam) * features[plan.partner]
+    mixed = mixed / mixed.norm(dim=-1, keepdim=True)
+    onehot = torch.eye(n_cls)
+    targets = lam * onehot[label[plan.first]] + (1 - lam) * onehot[label[plan.partner]]
+    logits, mixed_logits = scale * features @ text.t(), scale * mixed @ text.t()
+    loss_mix = -(targets * mixed_logits.log_softmax(-1)).sum(-1).mean()
+
+    samples = torch.cat([features, mixed])
+    p_soft = (torch.cat([logits, mixed_logits]) / temperature).softmax(-1)
+    p_hand = (scale * samples @ hand_crafted.t() / temperature).softmax(-1)
+    n, critic = samples.shape[0], trainer.critic.critic
+    if trainer.critic.estimator == "infonce":
+        scores = critic(p_soft.unsqueeze(1).expand(-1, n, -1), p_hand.unsqueeze(0).expand(n, -1, -1))
+        mi = (scores.diagonal() - scores.logsumexp(1)).mean() + math.log(n)
+    else:
+        perm = random_derangement(n, np.random.default_rng([seed, DERANGEMENT, 0, 0]))
+        joint, marginal = critic(p_soft, p_hand), critic(p_soft, p_hand[perm])
+        if trainer.critic.estimator == "jsd":
+            mi = -F.softplus(-joint).mean() - F.softplus(marginal).mean()
+        else:  # dv: at the first step MINE's moving average is this batch's mean, so the
+            # gradient of its surrogate is the gradient of the bound itself
+            mi = joint.mean() - (marginal.logsumexp(0) - math.log(n))
+    loss = F.cross_entropy(logits, label) + w_mix * loss_mix - w_mi * mi
+    return loss, loss_mix, mi
+
+
+@pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])
+def test_loss_terms_and_gradient_split_equal_an_independent_computation(
+        tiny_clip, fake_caltech, estimator):
+    """The prompt's gradient is that of CE + W_MIX softCE - W_MI Î; the critic's is that
+    of -Î alone (not scaled by W_MI)."""
+    w_mix, w_mi, temperature = 0.3, 2.5, 2.0
+    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.W_MIX", str(w_mix),
+                    "TRAINER.E2MIM.W_MI", str(w_mi), "TRAINER.E2MIM.ESTIMATOR", estimator,
+                    "TRAINER.E2MIM.TEMPERATURE", str(temperature))
+    _, reference = tiny_models(tiny_clip["tiny-ViT"])
     image, label = trainer.parse_batch_train(first_batch(trainer))
+    trainer.set_model_mode("train")
     trainer.epoch, trainer.batch_idx = 0, 0
-    loss, logits, mi, summary = trainer.compute_losses(image, label)
-    expected = F.cross_entropy(logits, label) + 0.3 * summary["loss_mix"] - 2.0 * summary["mi"]
-    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
-    assert mi.item() == pytest.approx(summary["mi"])
+    trainer.model_zero_grad()
+    terms = trainer.compute_loss(image, label)
+    trainer.backward(terms)
+
+    loss, loss_mix, mi = independent_objective(trainer, reference, image, label, w_mix, w_mi,
+                                               temperature)
+    for name, value in (("loss", loss), ("loss_mix", loss_mix), ("mi", mi)):
+        torch.testing.assert_close(terms[name], value, rtol=0, atol=2e-5, msg=name)
+    ctx = trainer.model.prompt_learner.ctx
+    critic_params = list(trainer.critic.parameters())
+    torch.testing.assert_close(ctx.grad, torch.autograd.grad(loss, ctx, retain_graph=True)[0],
+                               rtol=1e-4, atol=1e-6)
+    for ours, expected in zip(critic_params, torch.autograd.grad(-mi, critic_params)):
+        torch.testing.assert_close(ours.grad, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("level, passes", [("feature", 1), ("image", 2)])
@@ -65,8 +132,8 @@ def test_mixup_level_and_image_encoder_passes(tiny_clip, fake_caltech, level, pa
     trainer.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
     image, label = trainer.parse_batch_train(first_batch(trainer))
     trainer.epoch, trainer.batch_idx = 0, 0
-    _, _, _, summary = trainer.compute_losses(image, label)
-    assert len(calls) == passes and "loss_mix" in summary
+    terms = trainer.compute_loss(image, label)
+    assert len(calls) == passes and "loss_mix" in terms
 
 
 def test_one_epoch_updates_prompt_and_critic_and_encodes_hand_crafted_view_once(

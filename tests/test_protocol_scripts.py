@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests import dataset_trees
-from tests.conftest import REPO, parse_accuracy, run_cli, tiny_opts
+from tests.helpers import REPO, parse_accuracy, run_cli, tiny_opts
 
 EPOCHS = 2
 

@@ -11,7 +11,7 @@ from clip import clip
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.synthworld import class_list, generate_world
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tools.pretrain_synthclip import zero_shot_accuracy
 from trainers.defaults import extend_cfg
 
@@ -67,7 +67,7 @@ def test_a_world_made_with_other_settings_is_refused(tmp_path):
 
 def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution():
     assert "SynthCLIP-RN" in clip.available_models()
-    size_mb = osp.getsize(clip._SHIPPED["SynthCLIP-RN"]) / 2**20
+    size_mb = osp.getsize(clip.model_file("SynthCLIP-RN")) / 2**20
     assert size_mb <= 25
     model, _ = clip.load("SynthCLIP-RN", device="cpu")
     colours = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "cyan",

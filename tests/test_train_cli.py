@@ -5,7 +5,7 @@ import os.path as osp
 
 import torch
 
-from tests.conftest import parse_accuracy, run_cli, toy_args
+from tests.helpers import parse_accuracy, run_cli, toy_args
 
 
 def _weights(output_dir, epoch):

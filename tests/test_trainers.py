@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from clip import clip
 from runs.errors import CheckpointError, ConfigError
-from tests.conftest import make_trainer
+from tests.helpers import make_trainer
 from tests.oracles import openai_clip
 from trainers.clip_prompting import PromptedCLIP, PromptLearner, load_clip_to_cpu
 from trainers.cocoop import ConditionalPromptedCLIP, ConditionalPromptLearner
@@ -156,7 +156,8 @@ def test_kgcoop_loss_is_ce_plus_w_times_one_minus_mean_cosine(tiny_clip, fake_ca
     image, label = trainer.parse_batch_train(batch)
     with torch.no_grad():
         trainer.model.prompt_learner.ctx.add_(0.05 * torch.randn_like(trainer.model.prompt_learner.ctx))
-        loss, logits = trainer.compute_loss(image, label)
+        terms = trainer.compute_loss(image, label)
+        loss, logits = terms["loss"], terms["logits"]
 
         learned = trainer.model.text_features()
         names = [n.replace("_", " ") for n in trainer.dm.dataset.classnames]

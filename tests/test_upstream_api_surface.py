@@ -4,7 +4,7 @@ import ast
 import glob
 import os.path as osp
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 UPSTREAM_NAMES = {
     "dassl.config": {"get_cfg_default"},

@@ -15,44 +15,33 @@ from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
 from runs.errors import ConfigError
 
+from .defaults import CLASS_TOKEN_POSITIONS
 from .templates import clean_classname, fill_template
 
-PRECISIONS = ("fp16", "fp32", "amp")
 CONTEXT_LENGTH = 77  # CLIP's text positions: SOS, context, class name, ".", EOS must fit
-CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 _tokenizer = SimpleTokenizer()
 
 
 def resolve_backbone(name):
     """The checkpoint file for MODEL.BACKBONE.NAME: a release name (downloaded once into
-    ~/.cache/clip and verified), a model shipped in clip/weights/ (SynthCLIP-RN), or the
-    path of a local checkpoint file."""
-    if name in clip._MODELS:
-        return clip._download(clip._MODELS[name])
-    if name in clip._SHIPPED:
-        return clip._SHIPPED[name]
-    if osp.isfile(name):
-        return name
-    raise ConfigError(
-        f"unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME); valid names: "
-        f"{', '.join(clip.available_models())}, or the path of a CLIP checkpoint file"
-    )
+    ~/.cache/clip and verified), a model shipped in clip/weights/, or the path of a
+    local checkpoint file."""
+    if name not in clip.available_models() and not osp.isfile(name):
+        raise ConfigError(
+            f"unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME); valid names: "
+            f"{', '.join(clip.available_models())}, or the path of a CLIP checkpoint file")
+    return clip.model_file(name)
 
 
 def load_clip_to_cpu(cfg):
     """CLIP in the precision of its release (fp16 weights), on the CPU, in eval mode."""
-    return clip.build_model(clip._read_state_dict(resolve_backbone(cfg.MODEL.BACKBONE.NAME)))
-
-
-def check_precision(prec, key):
-    if prec not in PRECISIONS:
-        raise ConfigError(f"{key} must be one of {', '.join(PRECISIONS)}; got {prec!r}")
+    return clip.build_model(clip.read_state_dict(resolve_backbone(cfg.MODEL.BACKBONE.NAME)))
 
 
 def run_precision(prec, device, key):
-    """The precision a run uses: fp16 and amp need CUDA; elsewhere fp32, with a note."""
-    check_precision(prec, key)
+    """The precision a run uses: fp16 and amp need CUDA; elsewhere fp32, with a note.
+    (``prec`` is one of trainers.defaults.PRECISIONS, checked with the config.)"""
     if prec != "fp32" and device.type != "cuda":
         print(f"Note: {key} = {prec} needs a CUDA device; running in fp32 on {device.type}")
         return "fp32"

@@ -70,4 +70,4 @@ class CoCoOp(PromptTuningTrainer):
 
     def compute_loss(self, image, label):
         # Upstream CoCoOp reports the loss only (no training accuracy).
-        return F.cross_entropy(self.model(image), label), None
+        return {"loss": F.cross_entropy(self.model(image), label)}

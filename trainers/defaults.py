@@ -1,23 +1,47 @@
 """Config keys that CoOp-family code adds on top of Dassl's defaults.
 
-``extend_cfg`` runs before any config file is merged (as in CoOp's train.py),
-so every method's keys exist whichever method a file configures. A new method
-adds its block here and reads it as ``cfg.TRAINER.<NAME>``.
+``extend_cfg`` runs before any config file is merged (train.py calls it, as CoOp's
+train.py does), so every method's keys exist whichever method a file configures.
+A new method adds its block here and reads it as ``cfg.TRAINER.<NAME>``.
+
+A key with a fixed set of values declares them beside its default, with
+``choice``; ``CHOICES`` collects them and runs/config_checks.py refuses any other
+value before any work.
 """
 from yacs.config import CfgNode as CN
+
+from datasets.benchmark import SUBSAMPLE_CHOICES
+
+PRECISIONS = ("fp16", "fp32", "amp")  # fp16 and amp need CUDA (fp32 elsewhere, with a note)
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+ESTIMATORS = ("jsd", "dv", "infonce")  # E2MIM's mutual-information bounds
+CRITICS = ("mlp", "bilinear")
+
+CHOICES = {}  # "TRAINER.E2MIM.ESTIMATOR" -> its allowed values
+
+
+def choice(cfg, key, default, allowed):
+    """Set ``cfg.<key> = default`` and declare ``allowed`` as the key's only values."""
+    *path, name = key.split(".")
+    node = cfg
+    for part in path:
+        node = node[part]
+    assert default in allowed, (key, default, allowed)
+    node[name] = default
+    CHOICES[key] = tuple(allowed)
 
 
 def extend_cfg(cfg):
     # Base-to-new protocol: keep all classes, the first half ("base") or the
     # second half ("new") of the labels, relabelled from 0.
-    cfg.DATASET.SUBSAMPLE_CLASSES = "all"
+    choice(cfg, "DATASET.SUBSAMPLE_CLASSES", "all", SUBSAMPLE_CHOICES)
 
     # Opt-in cache of frozen image features for training (trainers/feature_cache.py):
-    # VIEWS augmented views per training image are encoded once; each epoch uses
+    # AUGMENTATIONS augmented copies per training image are encoded once; each epoch uses
     # one of them per image. Off by default: it changes the augmentation.
     cfg.TRAIN.FEATURE_CACHE = CN()
     cfg.TRAIN.FEATURE_CACHE.ENABLED = False
-    cfg.TRAIN.FEATURE_CACHE.VIEWS = 10
+    cfg.TRAIN.FEATURE_CACHE.AUGMENTATIONS = 10
 
     # SynthWorld, the embedded benchmark (datasets/synthworld.py): generated once
     # under DATASET.ROOT/synthworld with these settings.
@@ -36,14 +60,14 @@ def extend_cfg(cfg):
     cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
     cfg.TRAINER.COOP.CSC = False  # class-specific context
     cfg.TRAINER.COOP.CTX_INIT = ""  # initialisation words
-    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp
-    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # 'middle' or 'end' or 'front'
+    choice(cfg, "TRAINER.COOP.PREC", "fp16", PRECISIONS)
+    choice(cfg, "TRAINER.COOP.CLASS_TOKEN_POSITION", "end", CLASS_TOKEN_POSITIONS)
 
     # CoCoOp (Zhou et al., CVPR 2022): upstream keys and defaults.
     cfg.TRAINER.COCOOP = CN()
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
-    cfg.TRAINER.COCOOP.PREC = "fp16"
+    choice(cfg, "TRAINER.COCOOP.PREC", "fp16", PRECISIONS)
 
     # KgCoOp (Yao et al., CVPR 2023). Upstream reuses TRAINER.COOP with a boolean
     # CTX_INIT (True meaning "a photo of a"), which clashes with CoOp's words;
@@ -53,26 +77,28 @@ def extend_cfg(cfg):
     cfg.TRAINER.KGCOOP.CSC = False
     cfg.TRAINER.KGCOOP.CTX_INIT = ""
     cfg.TRAINER.KGCOOP.W = 8.0  # weight of the knowledge-guidance term (published: 8.0)
-    cfg.TRAINER.KGCOOP.PREC = "fp16"
+    choice(cfg, "TRAINER.KGCOOP.PREC", "fp16", PRECISIONS)
 
     # E2MIM (Zhang, arXiv 2410.03189): keys and defaults of docs/E2MIM.md.
     cfg.TRAINER.E2MIM = CN()
     cfg.TRAINER.E2MIM.N_CTX = 4  # context vectors (set by CTX_INIT's word count when given)
     cfg.TRAINER.E2MIM.CTX_INIT = "a photo of a"  # "" = random N(0, 0.02)
-    cfg.TRAINER.E2MIM.CLASS_TOKEN_POSITION = "end"  # end / middle / front
-    cfg.TRAINER.E2MIM.PREC = "fp16"  # fp16 / fp32 / amp
-    cfg.TRAINER.E2MIM.TEMPLATES = "dataset"  # hand-crafted view: "dataset" or "ensemble"
+    choice(cfg, "TRAINER.E2MIM.CLASS_TOKEN_POSITION", "end", CLASS_TOKEN_POSITIONS)
+    choice(cfg, "TRAINER.E2MIM.PREC", "fp16", PRECISIONS)
+    # The hand-crafted view: the dataset's template, or CLIP's ensemble of templates.
+    choice(cfg, "TRAINER.E2MIM.TEMPLATES", "dataset", ("dataset", "ensemble"))
     cfg.TRAINER.E2MIM.MIXUP_ALPHA = 1.0  # lambda ~ Beta(alpha, alpha)
     cfg.TRAINER.E2MIM.MIXUP_PROB = 1.0  # probability that a batch is mixed
-    cfg.TRAINER.E2MIM.MIXUP_LEVEL = "feature"  # "feature" or "image"
+    choice(cfg, "TRAINER.E2MIM.MIXUP_LEVEL", "feature", ("feature", "image"))
     cfg.TRAINER.E2MIM.W_MIX = 0.1  # weight of the soft-target loss on mixed samples
     cfg.TRAINER.E2MIM.W_MI = 1.0  # weight of -I(p_soft; p_hand)
-    cfg.TRAINER.E2MIM.ESTIMATOR = "jsd"  # "jsd", "dv" or "infonce"
-    cfg.TRAINER.E2MIM.CRITIC = "mlp"  # "mlp" or "bilinear"
+    choice(cfg, "TRAINER.E2MIM.ESTIMATOR", "jsd", ESTIMATORS)
+    choice(cfg, "TRAINER.E2MIM.CRITIC", "mlp", CRITICS)
     cfg.TRAINER.E2MIM.CRITIC_HIDDEN = 512
     cfg.TRAINER.E2MIM.CRITIC_LAYERS = 1
     cfg.TRAINER.E2MIM.CRITIC_LR_MULT = 1.0  # critic LR = OPTIM.LR x this
     cfg.TRAINER.E2MIM.MINE_EMA = 0.01  # moving-average rate of the dv estimator
     cfg.TRAINER.E2MIM.TEMPERATURE = 1.0  # softmax temperature of the two views
-    cfg.TRAINER.E2MIM.INFERENCE = "soft"  # "soft" or "ensemble"
+    # Predict with the soft view, or (1 - ENSEMBLE_WEIGHT) * z_soft + weight * z_hand.
+    choice(cfg, "TRAINER.E2MIM.INFERENCE", "soft", ("soft", "ensemble"))
     cfg.TRAINER.E2MIM.ENSEMBLE_WEIGHT = 0.5  # beta of the ensemble rule

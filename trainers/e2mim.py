@@ -11,14 +11,10 @@ The specification is the project's docs/E2MIM.md; every open choice is a
 ``TRAINER.E2MIM`` key. The critic is its own registered model (own optimizer and
 scheduler; checkpointed and resumed) and is not used, nor loaded, for inference.
 """
-from contextlib import nullcontext
-
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
-from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from runs.errors import ConfigError
 
@@ -29,33 +25,28 @@ from .clip_prompting import (
     normalize,
 )
 from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
-from .mutual_information import CRITICS, ESTIMATORS, MutualInformationEstimator
+from .mutual_information import MutualInformationEstimator, random_derangement
 from .prompt_trainer import PromptTuningTrainer
-from .random_streams import CRITIC_INIT, DERANGEMENT, MIXUP, stream_seed
+from .random_streams import CRITIC_INIT, DERANGEMENT, MIXUP, stream_generator, stream_seed
 from .templates import dataset_template, ensemble_templates
 
-CHOICES = {
-    "ESTIMATOR": ESTIMATORS,
-    "CRITIC": CRITICS,
-    "MIXUP_LEVEL": ("feature", "image"),
-    "INFERENCE": ("soft", "ensemble"),
-    "TEMPLATES": ("dataset", "ensemble"),
-}
 
 class DualViewCLIP(PromptedCLIP):
     """Frozen CLIP with the soft and the hand-crafted view; predicts with the soft
     view (``soft``) or with ``(1 - weight) * z_s + weight * z_h`` (``ensemble``)."""
 
-    def __init__(self, clip_model, prompt_learner, hand_crafted, inference, ensemble_weight):
-        super().__init__(clip_model, prompt_learner, hand_crafted)
+    def __init__(self, clip_model, prompt_learner, hand_crafted_text_features, inference,
+                 ensemble_weight):
+        super().__init__(clip_model, prompt_learner, hand_crafted_text_features)
         self.inference = inference
         self.ensemble_weight = ensemble_weight
 
     def classify(self, image_features, text_features):
         logits = self.logits(image_features, text_features)
         if self.inference == "ensemble":
-            hand_crafted = self.logits(image_features, self.hand_crafted_text_features)
-            logits = (1 - self.ensemble_weight) * logits + self.ensemble_weight * hand_crafted
+            hand_crafted_logits = self.logits(image_features, self.hand_crafted_text_features)
+            logits = ((1 - self.ensemble_weight) * logits
+                      + self.ensemble_weight * hand_crafted_logits)
         return logits
 
 
@@ -66,10 +57,6 @@ class E2MIM(PromptTuningTrainer):
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
         options = cfg.TRAINER.E2MIM
-        for key, valid in CHOICES.items():
-            if options[key] not in valid:
-                raise ConfigError(f"TRAINER.E2MIM.{key} must be one of {', '.join(valid)}; "
-                                  f"got {options[key]!r}")
         if options.W_MI > 0 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
             raise ConfigError(
                 "TRAINER.E2MIM.W_MI > 0 needs DATALOADER.TRAIN_X.BATCH_SIZE >= 2: the mutual-"
@@ -100,16 +87,15 @@ class E2MIM(PromptTuningTrainer):
                      else ensemble_templates(name))
         print(f"Hand-crafted view: {len(templates)} template(s), e.g. {templates[-1]!r}")
         # The hand-crafted view is frozen: encoded once per class list, here.
-        hand_crafted = hand_crafted_text_features(clip_model.to(self.device), classnames,
-                                                  templates, self.device)
-        return DualViewCLIP(clip_model, prompt_learner, hand_crafted, options.INFERENCE,
+        hand_crafted_features = hand_crafted_text_features(clip_model.to(self.device), classnames,
+                                                           templates, self.device)
+        return DualViewCLIP(clip_model, prompt_learner, hand_crafted_features, options.INFERENCE,
                             options.ENSEMBLE_WEIGHT)
 
     def build_model(self):
         super().build_model()
         cfg, options = self.cfg, self.method_cfg
-        self.mixup = ClassWiseMixup(options.MIXUP_ALPHA, options.MIXUP_PROB,
-                                    (self.run_seed, MIXUP))
+        self.mixup = ClassWiseMixup(options.MIXUP_ALPHA, options.MIXUP_PROB)
         # The critic is initialised from its own stream so that building it leaves
         # the global RNG (batch order, augmentation) exactly as CoOp's would be.
         with torch.random.fork_rng(devices=[]):
@@ -125,73 +111,67 @@ class E2MIM(PromptTuningTrainer):
         self.register_model("critic", self.critic, self.critic_optim, self.critic_sched)
 
     # ------------------------------------------------------------------ training
-    def compute_losses(self, image, label):
-        """``(loss, logits, mi_estimate or None, summary)`` for one batch."""
+    def compute_loss(self, image, label):
+        """CE on the batch, the Mixup term on its class-wise mixed samples, and the MI
+        estimate between the two text views' class probabilities of all its samples."""
         options, model = self.method_cfg, self.model
         image_features = model.image_features(image)
-        text_features = model.text_features()
+        text_features = model.text_features()  # the soft view's class text features
         logits = model.logits(image_features, text_features)
-        loss = F.cross_entropy(logits, label)
-        summary = {}
+        terms = {"loss": F.cross_entropy(logits, label), "logits": logits}
 
-        views, soft_logits = image_features, logits  # all samples of the step, for the MI
+        # The samples whose views the MI compares: the batch, then its mixed samples.
+        sample_features, sample_logits = image_features, logits
         plan = None
         if options.W_MIX > 0 or options.W_MI > 0:
-            plan = self.mixup.plan(label, self.epoch, self.batch_idx)
+            plan = self.mixup.plan(label, self.step_rng(MIXUP))
         if plan is not None:
-            if options.MIXUP_LEVEL == "feature":
-                mixed_features = normalize(mix(image_features, plan))
-            else:
-                mixed_features = model.image_features(mix(image, plan))
+            mixed_features = self.mixed_image_features(image, image_features, plan)
             mixed_logits = model.logits(mixed_features, text_features)
             if options.W_MIX > 0:
-                targets = soft_targets(label, plan, self.num_classes)
-                loss_mix = soft_cross_entropy(mixed_logits, targets)
-                loss = loss + options.W_MIX * loss_mix
-                summary["loss_mix"] = loss_mix.item()
-            views = torch.cat([image_features, mixed_features])
-            soft_logits = torch.cat([logits, mixed_logits])
+                terms["loss_mix"] = mixup_loss(mixed_logits, label, plan, self.num_classes)
+                terms["loss"] = terms["loss"] + options.W_MIX * terms["loss_mix"]
+            sample_features = torch.cat([image_features, mixed_features])
+            sample_logits = torch.cat([logits, mixed_logits])
 
-        mi_estimate = None
-        if options.W_MI > 0 and views.shape[0] >= 2:  # one sample has no marginal pair
-            p_soft = F.softmax(soft_logits.float() / options.TEMPERATURE, dim=-1)
-            with torch.no_grad():
-                p_hand = F.softmax(model.logits(views, model.hand_crafted_text_features)
-                                   .float() / options.TEMPERATURE, dim=-1)
-            rng = np.random.default_rng(
-                [self.run_seed, DERANGEMENT, self.epoch, self.batch_idx])
-            mi_estimate = self.critic(p_soft, p_hand, rng)
-            loss = loss - options.W_MI * mi_estimate
-            summary["mi"] = mi_estimate.item()
-        return loss, logits, mi_estimate, summary
+        if options.W_MI > 0 and sample_features.shape[0] >= 2:  # one sample has no marginal pair
+            terms["mi"] = self.mi_estimate(sample_features, sample_logits)
+            terms["loss"] = terms["loss"] - options.W_MI * terms["mi"]
+        return terms
 
-    def forward_backward(self, batch):
-        image, label = self.parse_batch_train(batch)
-        with torch.autocast("cuda") if self.precision == "amp" else nullcontext():
-            loss, logits, mi_estimate, summary = self.compute_losses(image, label)
-        self.check_finite(loss, summary)
-        self.model_zero_grad()
-        # The critic's gradient is that of -I alone (not scaled by W_MI); the
-        # prompt's is that of the whole loss. Each backward fills only its inputs.
-        if mi_estimate is not None:
-            self._backward(-mi_estimate, list(self.critic.parameters()), retain_graph=True)
+    def step_rng(self, stream):
+        return stream_generator(self.run_seed, stream, self.epoch, self.batch_idx)
+
+    def mixed_image_features(self, image, image_features, plan):
+        """Normalised features of the mixed samples: mixed features (``feature``), or
+        the features of mixed pixels (``image``)."""
+        if self.method_cfg.MIXUP_LEVEL == "feature":
+            return normalize(mix(image_features, plan))
+        return self.model.image_features(mix(image, plan))
+
+    def mi_estimate(self, sample_features, soft_logits):
+        """Î(p_soft; p_hand) over the samples: each view's class probabilities at
+        ``TEMPERATURE``; the hand-crafted view is frozen (no gradient)."""
+        temperature = self.method_cfg.TEMPERATURE
+        p_soft = F.softmax(soft_logits.float() / temperature, dim=-1)
+        with torch.no_grad():
+            hand_crafted_logits = self.model.logits(sample_features,
+                                                    self.model.hand_crafted_text_features)
+            p_hand = F.softmax(hand_crafted_logits.float() / temperature, dim=-1)
+        perm = random_derangement(sample_features.shape[0], self.step_rng(DERANGEMENT))
+        return self.critic(p_soft, p_hand, perm)
+
+    def backward(self, terms):
+        # The critic maximises Î itself: its gradient is that of -Î alone (not scaled
+        # by W_MI); the prompt's is that of the whole loss. Each backward fills only
+        # its inputs.
+        if "mi" in terms:
+            self.scaled(-terms["mi"]).backward(inputs=list(self.critic.parameters()),
+                                               retain_graph=True)
         prompt_params = [p for p in self.model.prompt_learner.parameters() if p.requires_grad]
-        self._backward(loss, prompt_params)
-        if self.scaler is None:
-            self.model_update()
-        else:
-            self.scaler.step(self.optim)
-            if mi_estimate is not None:  # a GradScaler refuses an optimizer without gradients
-                self.scaler.step(self.critic_optim)
-            self.scaler.update()
+        self.scaled(terms["loss"]).backward(inputs=prompt_params)
 
-        loss_summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item(),
-                        **summary}
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return loss_summary
 
-    def _backward(self, loss, inputs, retain_graph=False):
-        if self.scaler is not None:
-            loss = self.scaler.scale(loss)
-        loss.backward(inputs=inputs, retain_graph=retain_graph)
+def mixup_loss(mixed_logits, label, plan, num_classes):
+    """Soft-target cross-entropy of the mixed samples against their mixed labels."""
+    return soft_cross_entropy(mixed_logits, soft_targets(label, plan, num_classes))

@@ -1,10 +1,11 @@
 """Class-wise Mixup: every sample is mixed with a partner of *another* class.
 
-Random choices (the per-batch coin, partners, mixing weights) come from a NumPy
-generator seeded by (run seed, epoch, batch index), never from the global RNGs
-that drive batch sampling and augmentation: the same seed gives the same mixes,
-a resumed run mixes exactly as an uninterrupted one, and a run that never mixes
-sees the same batches as one without Mixup.
+Random choices (the per-batch coin, partners, mixing weights) come from the
+NumPy generator the caller passes for the step (random_streams.stream_generator:
+seeded by run seed, stream, epoch and batch), never from the global RNGs that drive
+batch sampling and augmentation: the same seed gives the same mixes, a resumed run
+mixes exactly as an uninterrupted one, and a run that never mixes sees the same
+batches as one without Mixup.
 """
 from dataclasses import dataclass
 
@@ -25,19 +26,18 @@ class MixPlan:
 
 
 class ClassWiseMixup:
-    def __init__(self, alpha, prob, seed):
-        """``seed``: an int or a tuple of ints (the run's seed and a stream number)."""
+    def __init__(self, alpha, prob):
         if alpha <= 0:
             raise ConfigError(f"MIXUP_ALPHA must be > 0 (Beta(alpha, alpha)); got {alpha}")
         if not 0 <= prob <= 1:
             raise ConfigError(f"MIXUP_PROB must be in [0, 1]; got {prob}")
-        self.alpha, self.prob, self.seed = alpha, prob, seed
+        self.alpha, self.prob = alpha, prob
 
-    def plan(self, labels, epoch, batch_idx):
-        """A MixPlan for this batch, or None (coin says no, or a single-class batch)."""
+    def plan(self, labels, rng):
+        """A MixPlan for this batch, or None (coin says no, or a single-class batch);
+        ``rng`` is the step's NumPy generator."""
         if self.prob == 0:
             return None
-        rng = np.random.default_rng([*np.atleast_1d(self.seed).tolist(), epoch, batch_idx])
         if rng.random() >= self.prob:
             return None
         labels_np = labels.detach().cpu().numpy()

@@ -1,7 +1,8 @@
 """Learnable mutual-information estimators: a critic T(a, b) and a variational bound.
 
 Joint pairs are (a_k, b_k); product-of-marginals pairs are (a_k, b_pi(k)) with pi a
-random derangement. The bounds (all maximised by the critic):
+random derangement, which the caller draws (``random_derangement``) and passes.
+The bounds (all maximised by the critic):
 
 - ``jsd``: Deep InfoMax's Jensen-Shannon bound, E_joint[-softplus(-T)] - E_marg[softplus(T)]
   (not in nats: independent views give -2 log 2);
@@ -19,8 +20,7 @@ from torch.nn import functional as F
 
 from runs.errors import ConfigError
 
-ESTIMATORS = ("jsd", "dv", "infonce")
-CRITICS = ("mlp", "bilinear")
+from .defaults import CRITICS, ESTIMATORS
 
 
 class MLPCritic(nn.Module):
@@ -78,7 +78,9 @@ def infonce_bound(scores):
 
 
 class MutualInformationEstimator(nn.Module):
-    """Critic + bound; ``forward(a, b, rng)`` returns the estimate Î (to be maximised)."""
+    """Critic + bound; ``forward(a, b, perm)`` returns the estimate Î (to be maximised).
+    ``perm`` (a derangement of the N samples) forms the product-of-marginals pairs of
+    ``jsd`` and ``dv``; ``infonce`` contrasts every pair and does not use it."""
 
     def __init__(self, dim, estimator="jsd", critic="mlp", hidden=512, layers=1, ema_rate=0.01):
         super().__init__()
@@ -90,7 +92,7 @@ class MutualInformationEstimator(nn.Module):
         # MINE's moving average of E_marg[exp T] (saved and resumed with the critic).
         self.register_buffer("marginal_ema", torch.tensor(float("nan")))
 
-    def forward(self, a, b, rng):
+    def forward(self, a, b, perm=None):
         n = a.shape[0]
         if n < 2:
             raise ValueError("a mutual-information estimate needs at least 2 samples "
@@ -98,7 +100,10 @@ class MutualInformationEstimator(nn.Module):
         if self.estimator == "infonce":
             scores = self.critic(a.unsqueeze(1).expand(-1, n, -1), b.unsqueeze(0).expand(n, -1, -1))
             return infonce_bound(scores)
-        perm = torch.as_tensor(random_derangement(n, rng), device=b.device)
+        if perm is None:
+            raise ValueError(f"the {self.estimator} bound needs a derangement of the samples "
+                             "(random_derangement) for its product-of-marginals pairs")
+        perm = torch.as_tensor(perm, device=b.device)
         joint, marginal = self.critic(a, b), self.critic(a, b[perm])
         if self.estimator == "jsd":
             return jsd_bound(joint, marginal)

@@ -1,9 +1,16 @@
-"""What every prompt-tuning trainer shares: frozen CLIP, one registered prompt learner.
+"""What every prompt-tuning trainer shares: frozen CLIP, registered learned parts,
+and one training step.
 
 A method subclasses ``PromptTuningTrainer``, names its config node
 (``cfg.TRAINER.<CONFIG_NODE>``), builds its model in ``build_custom_clip`` and
-states its objective in ``compute_loss``; precision, freezing, optimisation,
-checkpoint loading and evaluation are here, once.
+states its objective in ``compute_loss``, which returns named terms:
+``{"loss": total, "logits": ..., <term>: tensor, ...}`` (open_clip's output dict).
+The step here (``forward_backward``) runs it under the run's precision, refuses a
+non-finite term, zeroes the gradients, calls the ``backward`` hook, steps the
+optimizer of every registered model that received gradients (through the
+GradScaler under amp) and updates the learning rates at the end of the epoch.
+A method with a second trained part (E2MIM's critic) registers it with
+``register_model`` and overrides ``backward`` only.
 """
 import os.path as osp
 from contextlib import nullcontext
@@ -15,14 +22,11 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
+from runs.config_checks import check_choices
 from runs.errors import CheckpointError
 
-from .clip_prompting import (
-    check_precision,
-    load_clip_for_run,
-    run_precision,
-)
-from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_views
+from .clip_prompting import load_clip_for_run, run_precision
+from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_augmentations
 from .random_streams import run_seed
 
 # Fixed token embeddings that depend on the class names of the run that saved
@@ -39,7 +43,7 @@ class PromptTuningTrainer(TrainerX):
         return self.cfg.TRAINER[self.CONFIG_NODE]
 
     def check_cfg(self, cfg):
-        check_precision(cfg.TRAINER[self.CONFIG_NODE].PREC, f"TRAINER.{self.CONFIG_NODE}.PREC")
+        check_choices(cfg, f"TRAINER.{self.CONFIG_NODE}.")
         check_feature_cache_cfg(cfg)
 
     # ------------------------------------------------------------------ model
@@ -84,19 +88,19 @@ class PromptTuningTrainer(TrainerX):
             self.fill_feature_cache()
 
     def fill_feature_cache(self):
-        """Encode the training images' views once; the training loader then serves
+        """Encode augmented copies of the training images once; the training loader serves
         features (``TRAIN.FEATURE_CACHE``, feature_cache.py)."""
-        views = self.cfg.TRAIN.FEATURE_CACHE.VIEWS
+        copies = self.cfg.TRAIN.FEATURE_CACHE.AUGMENTATIONS
         loader = self.train_loader_x
         data_source = loader.dataset.data_source
-        print(f"Feature cache: encoding {views} augmented view(s) of {len(data_source)} "
+        print(f"Feature cache: encoding {copies} augmented copies of {len(data_source)} "
               "training images once")
 
         def encode(images):
-            with torch.autocast("cuda") if self.precision == "amp" else nullcontext():
+            with self.autocast():
                 return self.model.image_features(images)
 
-        features = encode_views(encode, self.cfg, data_source, loader.dataset.transform, views,
+        features = encode_augmentations(encode, self.cfg, data_source, loader.dataset.transform, copies,
                                 self.run_seed, self.device)
         labels = torch.tensor([item.label for item in data_source])
         self.train_loader_x = CachedFeatureLoader(loader, features, labels, self.run_seed)
@@ -107,40 +111,67 @@ class PromptTuningTrainer(TrainerX):
             self.train_loader_x.set_epoch(self.epoch)
 
     def compute_loss(self, image, label):
-        """The training objective: ``(loss, logits or None)``; logits feed the acc meter.
+        """The training objective as named terms: ``{"loss": total, "logits": ...}`` plus
+        any term a method wants logged; ``logits`` (optional) feed the accuracy meter.
         Cross-entropy of the model's logits unless a method says otherwise."""
         logits = self.model(image)
-        return F.cross_entropy(logits, label), logits
+        return {"loss": F.cross_entropy(logits, label), "logits": logits}
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
-        if self.precision == "amp":
-            with torch.autocast("cuda"):
-                loss, logits = self.compute_loss(image, label)
-            self.check_finite(loss)
-            self.optim.zero_grad()
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optim)
-            self.scaler.update()
-        else:
-            loss, logits = self.compute_loss(image, label)
-            self.model_backward_and_update(loss)  # checks the loss first (detect_anomaly)
+        with self.autocast():
+            terms = self.compute_loss(image, label)
+        self.check_finite(terms)
+        self.model_zero_grad()
+        self.backward(terms)
+        self.step_optimizers()
 
-        loss_summary = {"loss": loss.item()}
-        if logits is not None:
-            loss_summary["acc"] = compute_accuracy(logits, label)[0].item()
+        loss_summary = {"loss": terms["loss"].item()}
+        if terms.get("logits") is not None:
+            loss_summary["acc"] = compute_accuracy(terms["logits"], label)[0].item()
+        loss_summary.update((name, value.item()) for name, value in terms.items()
+                            if name not in ("loss", "logits"))
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return loss_summary
 
-    def check_finite(self, loss, terms=None):
-        """Stop before a non-finite loss touches the prompt (the loop adds where it was)."""
-        if not torch.isfinite(loss).all():
-            detail = "".join(f", {key} {value:.4g}" for key, value in (terms or {}).items())
-            raise FloatingPointError(f"the loss is {loss.item()}{detail}")
+    def autocast(self):
+        return torch.autocast("cuda") if self.precision == "amp" else nullcontext()
 
-    def detect_anomaly(self, loss):  # Dassl's check before every backward, with the value
-        self.check_finite(loss)
+    def backward(self, terms):
+        """Fill the learned parameters' gradients: by default those of ``terms["loss"]``."""
+        self.scaled(terms["loss"]).backward()
+
+    def scaled(self, loss):
+        """``loss`` as the backward should see it (scaled by the GradScaler under amp)."""
+        return loss if self.scaler is None else self.scaler.scale(loss)
+
+    def step_optimizers(self):
+        """Step every registered model's optimizer. Parameters without a gradient are
+        skipped by the optimizers themselves; a GradScaler refuses an optimizer with
+        none at all, so under amp such an optimizer is not stepped."""
+        for name in self.get_model_names():
+            optim = self._optims[name]
+            if optim is None:
+                continue
+            if self.scaler is None:
+                optim.step()
+            elif any(p.grad is not None for group in optim.param_groups for p in group["params"]):
+                self.scaler.step(optim)
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def check_finite(self, terms):
+        """Stop before a non-finite term touches the prompt (the loop adds where it was)."""
+        values = {name: value for name, value in terms.items() if name != "logits"}
+        if all(torch.isfinite(value).all() for value in values.values()):
+            return
+        detail = "".join(f", {name} {value.item():.4g}" for name, value in values.items()
+                         if name != "loss")
+        raise FloatingPointError(f"the loss is {values['loss'].item()}{detail}")
+
+    def detect_anomaly(self, loss):  # Dassl's check before a backward, with the value
+        self.check_finite({"loss": loss})
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)

@@ -1,7 +1,7 @@
 """The independent random streams of a run, all derived from its seed.
 
 A method's own randomness (Mixup partners, the critic's initialisation, the
-feature cache's views) draws from generators seeded by (run seed, stream id),
+feature cache's augmented copies) draws from generators seeded by (run seed, stream id),
 never from the global generators, so adding it leaves the batch order and the
 augmentations of a seeded run exactly as CoOp's, and a resumed run can re-derive
 any step's draws from (seed, epoch, batch). Stream ids are listed here, once,
@@ -14,12 +14,22 @@ import numpy as np
 import torch
 
 MIXUP, DERANGEMENT, CRITIC_INIT = 0, 1, 2  # E2MIM
-VIEW_AUGMENTATION, VIEW_CHOICE = 10, 11  # TRAIN.FEATURE_CACHE
+CACHE_AUGMENTATION, CACHE_CHOICE = 10, 11  # TRAIN.FEATURE_CACHE
 
 
 def stream_seed(*entropy):
     """A 32-bit seed derived from ``entropy``, e.g. ``(run_seed, stream, epoch)``."""
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
+
+
+def stream_generator(run_seed, stream, epoch, batch=None, kind="numpy"):
+    """The generator of one stream at one step: ``(run seed, stream, epoch, batch)``,
+    or at one epoch without ``batch``. A NumPy ``Generator``, or with ``kind="torch"``
+    a ``torch.Generator`` (for draws made with torch)."""
+    entropy = [run_seed, stream, epoch] + ([] if batch is None else [batch])
+    if kind == "torch":
+        return torch.Generator().manual_seed(stream_seed(*entropy))
+    return np.random.default_rng(entropy)
 
 
 def run_seed(cfg):

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import CONFIGS, REPO, make_trainer, tiny_opts
+from tests.helpers import CONFIGS, REPO, make_trainer, tiny_opts
 
 TRAIN_OPTS = ["OPTIM.MAX_EPOCH", "3", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
 
@@ -168,15 +168,15 @@ def test_non_finite_loss_stops_with_where_and_keeps_the_last_good_checkpoint(
         tiny_clip, fake_caltech, tmp_path):
     trainer = make_trainer("E2MIM", fake_caltech, tiny_clip["tiny-ViT"], *TRAIN_OPTS,
                            output_dir=str(tmp_path / "run"))
-    compute = trainer.compute_losses
+    compute = trainer.compute_loss
 
     def diverge_in_second_epoch(image, label):
-        loss, logits, mi, summary = compute(image, label)
+        terms = compute(image, label)
         if trainer.epoch == 1 and trainer.batch_idx == 2:
-            loss = loss * float("nan")
-        return loss, logits, mi, summary
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
 
-    trainer.compute_losses = diverge_in_second_epoch
+    trainer.compute_loss = diverge_in_second_epoch
     with pytest.raises(FloatingPointError) as error:
         trainer.train()
     message = str(error.value)

@@ -5,7 +5,7 @@ import pytest
 
 import tools.toy_linear  # noqa: F401  (registers the toy trainer and dataset in this process)
 import train
-from tests.conftest import run_cli, toy_args
+from tests.helpers import run_cli, toy_args
 
 
 def _error(proc):
@@ -85,7 +85,7 @@ def test_eval_only_with_missing_epoch_names_the_file(tmp_path, toy_root):
 
 # ---------------------------------------------------------------- prompt-tuning settings
 def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
-    from tests.conftest import CONFIGS, tiny_opts
+    from tests.helpers import CONFIGS, tiny_opts
 
     return ["--root", data, "--seed", "1", "--trainer", trainer,
             "--dataset-config-file", "configs/datasets/caltech101.yaml",
@@ -178,7 +178,7 @@ def test_bad_and_missing_images_name_the_file_and_the_dataset(tiny_clip, tmp_pat
 
 def test_classes_with_fewer_images_than_shots_are_reported_once(tiny_clip, fake_caltech, tmp_path,
                                                                 capsys):
-    from tests.conftest import make_trainer
+    from tests.helpers import make_trainer
 
     make_trainer("CoOp", fake_caltech, tiny_clip["tiny-ViT"], "DATASET.NUM_SHOTS", "4")
     out = capsys.readouterr().out

@@ -1,65 +1,15 @@
-"""Speed features that must not change results: the truncated text encoder, the
-once-per-evaluation encodings, the training feature cache; and the benchmarks'
-machine-readable output (numbers only, no timing asserted)."""
-import json
+"""TRAIN.FEATURE_CACHE (trainers/feature_cache.py): loader-identical batches, reproducible
+augmented copies, exact resume, and refusal where it would change the method."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from runs.errors import ConfigError
-from tests.conftest import REPO, make_trainer
-from tests.oracles import openai_clip
+from tests.helpers import make_trainer
 from trainers.feature_cache import CachedFeatureLoader
 
 
-def full_context_reference(checkpoint, prompts, tokenized):
-    """OpenAI's text transformer over all 77 positions, on prompt embeddings."""
-    reference = openai_clip().model.build_model(torch.load(checkpoint)).float().eval()
-    with torch.no_grad():
-        x = prompts + reference.positional_embedding
-        x = reference.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
-        x = reference.ln_final(x)
-        return x[torch.arange(x.shape[0]), tokenized.argmax(-1)] @ reference.text_projection
-
-
-@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "KgCoOp", "E2MIM"])
-def test_truncated_text_encoder_equals_the_full_context(tiny_clip, fake_caltech, name):
-    checkpoint = tiny_clip["tiny-ViT"]
-    trainer = make_trainer(name, fake_caltech, checkpoint)
-    model = trainer.model
-    learner = model.prompt_learner
-    tokenized = learner.tokenized_prompts
-    with torch.no_grad():
-        if name == "CoCoOp":  # prompts of one image (its context shifted by the meta-net)
-            image = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-            prompts = learner(model.image_features(image))[0]
-        else:
-            prompts = learner()
-        ours = model.text_encoder(prompts, tokenized)
-    assert int(tokenized.argmax(-1).max()) + 1 < 30  # the truncation is real (of 77)
-    expected = full_context_reference(checkpoint, prompts, tokenized)
-    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("inference", ["soft", "ensemble"])
-def test_evaluation_encodes_prompts_once_and_each_test_image_once(tiny_clip, fake_caltech,
-                                                                  inference):
-    trainer = make_trainer("E2MIM", fake_caltech, tiny_clip["tiny-ViT"],
-                           "DATALOADER.TEST.BATCH_SIZE", "2", "TRAINER.E2MIM.INFERENCE", inference)
-    text_calls, images_encoded = [], []
-    trainer.model.text_encoder.register_forward_hook(lambda *a: text_calls.append(1))
-    trainer.model.image_encoder.register_forward_hook(
-        lambda module, inputs, output: images_encoded.append(inputs[0].shape[0]))
-    trainer.test()
-    assert len(text_calls) == 1  # the hand-crafted view was encoded when the model was built
-    assert sum(images_encoded) == len(trainer.dm.dataset.test)
-    assert len(images_encoded) == len(trainer.test_loader)
-
-
-# ---------------------------------------------------------------- feature cache
 def _train(name, data, checkpoint, output_dir, *opts, epochs=3):
     trainer = make_trainer(name, data, checkpoint, "OPTIM.MAX_EPOCH", str(epochs),
                            "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "TEST.NO_TEST", "True", *opts,
@@ -78,7 +28,7 @@ def test_cache_of_one_deterministic_view_trains_exactly_as_without(tiny_clip, fa
     for cache in (False, True):
         trainer = _train(name, fake_caltech, tiny_clip["tiny-ViT"], tmp_path / str(cache),
                          "INPUT.TRANSFORMS", "['normalize']", "TRAIN.FEATURE_CACHE.ENABLED",
-                         str(cache), "TRAIN.FEATURE_CACHE.VIEWS", "1")
+                         str(cache), "TRAIN.FEATURE_CACHE.AUGMENTATIONS", "1")
         assert isinstance(trainer.train_loader_x, CachedFeatureLoader) == cache
         runs[cache] = (trainer.model.prompt_learner.ctx.detach().clone(),
                        torch.random.get_rng_state())
@@ -108,7 +58,7 @@ def test_cached_views_are_augmentations_of_each_image_and_reproducible(tiny_clip
     checkpoint = tiny_clip["tiny-ViT"]
     data = asymmetric_caltech(tmp_path / "data")
     opts = ["INPUT.TRANSFORMS", "['random_flip', 'normalize']",
-            "TRAIN.FEATURE_CACHE.ENABLED", "True", "TRAIN.FEATURE_CACHE.VIEWS", "4"]
+            "TRAIN.FEATURE_CACHE.ENABLED", "True", "TRAIN.FEATURE_CACHE.AUGMENTATIONS", "4"]
     trainers = [make_trainer("CoOp", data, checkpoint, *opts) for _ in range(2)]
     for trainer in trainers:
         trainer.fill_feature_cache()
@@ -150,7 +100,7 @@ def test_cached_views_are_augmentations_of_each_image_and_reproducible(tiny_clip
 
 
 def test_resumed_run_with_cache_ends_as_an_uninterrupted_one(tiny_clip, fake_caltech, tmp_path):
-    opts = ["TRAIN.FEATURE_CACHE.ENABLED", "True", "TRAIN.FEATURE_CACHE.VIEWS", "3"]
+    opts = ["TRAIN.FEATURE_CACHE.ENABLED", "True", "TRAIN.FEATURE_CACHE.AUGMENTATIONS", "3"]
     whole = _train("E2MIM", fake_caltech, tiny_clip["tiny-ViT"], tmp_path / "whole", *opts)
     # A run of the same config that stops after its first epoch (as if killed then).
     stopped = make_trainer("E2MIM", fake_caltech, tiny_clip["tiny-ViT"], "OPTIM.MAX_EPOCH", "3",
@@ -168,7 +118,7 @@ def test_resumed_run_with_cache_ends_as_an_uninterrupted_one(tiny_clip, fake_cal
 
 @pytest.mark.parametrize("opts, message", [
     (["TRAINER.E2MIM.MIXUP_LEVEL", "image"], "MIXUP_LEVEL image"),
-    (["TRAIN.FEATURE_CACHE.VIEWS", "0"], "VIEWS must be >= 1"),
+    (["TRAIN.FEATURE_CACHE.AUGMENTATIONS", "0"], "VIEWS must be >= 1"),
 ])
 def test_cache_refused_where_it_would_change_the_method(tiny_clip, fake_caltech, opts, message):
     with pytest.raises(ConfigError, match=message):
@@ -177,29 +127,3 @@ def test_cache_refused_where_it_would_change_the_method(tiny_clip, fake_caltech,
 
 
 # ---------------------------------------------------------------- benchmarks
-def _benchmark(name, tmp_path, *args):
-    out = tmp_path / f"{name}.json"
-    subprocess.run([sys.executable, osp.join(REPO, "benchmarks", f"{name}.py"), "--quick",
-                    "--reps", "1", "--workdir", str(tmp_path / "work"), "--json", str(out),
-                    *args], check=True, cwd=REPO, capture_output=True, timeout=300)
-    return json.loads(out.read_text())
-
-
-def test_benchmarks_write_their_json(tmp_path):
-    train = _benchmark("train_speed", tmp_path, "--backbones", "SynthCLIP-RN", "--classes", "10",
-                       "--batch", "8")
-    for key in ["ZeroshotCLIP", "CoOp", "CoCoOp/batch1", "CoCoOp/batch4", "KgCoOp",
-                "E2MIM/feature", "E2MIM/image", "CoOp/cached", "E2MIM/feature/cached"]:
-        entry = train[key]
-        assert set(entry) == {"ms_per_image", "min", "max", "peak_mem_mb"}
-        assert 0 < entry["min"] <= entry["ms_per_image"] <= entry["max"]
-        assert entry["peak_mem_mb"] >= 0
-
-    evaluation = _benchmark("eval_speed", tmp_path, "--classes", "10", "--batch", "25")
-    assert evaluation["same_predictions"] is True
-    assert evaluation["ours_images_per_s"] > 0 and evaluation["per_batch_text_images_per_s"] > 0
-    assert evaluation["image_encoder_images_per_s"] > 0
-
-    text = _benchmark("text_encoder", tmp_path, "--backbone", "tiny-ViT", "--classes", "8")
-    assert text["truncated_ms"] > 0 and text["full_ms"] > 0
-    assert text["max_abs_diff"] < 1e-5

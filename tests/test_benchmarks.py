@@ -1,0 +1,35 @@
+"""benchmarks/: every script's machine-readable output (numbers only, no timing asserted)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def _benchmark(name, tmp_path, *args):
+    out = tmp_path / f"{name}.json"
+    subprocess.run([sys.executable, osp.join(REPO, "benchmarks", f"{name}.py"), "--quick",
+                    "--reps", "1", "--workdir", str(tmp_path / "work"), "--json", str(out),
+                    *args], check=True, cwd=REPO, capture_output=True, timeout=300)
+    return json.loads(out.read_text())
+
+
+def test_benchmarks_write_their_json(tmp_path):
+    train = _benchmark("train_speed", tmp_path, "--backbones", "SynthCLIP-RN", "--classes", "10",
+                       "--batch", "8")
+    for key in ["ZeroshotCLIP", "CoOp", "CoCoOp/batch1", "CoCoOp/batch4", "KgCoOp",
+                "E2MIM/feature", "E2MIM/image", "CoOp/cached", "E2MIM/feature/cached"]:
+        entry = train[key]
+        assert set(entry) == {"ms_per_image", "min", "max", "peak_mem_mb"}
+        assert 0 < entry["min"] <= entry["ms_per_image"] <= entry["max"]
+        assert entry["peak_mem_mb"] >= 0
+
+    evaluation = _benchmark("eval_speed", tmp_path, "--classes", "10", "--batch", "25")
+    assert evaluation["same_predictions"] is True
+    assert evaluation["ours_images_per_s"] > 0 and evaluation["per_batch_text_images_per_s"] > 0
+    assert evaluation["image_encoder_images_per_s"] > 0
+
+    text = _benchmark("text_encoder", tmp_path, "--backbone", "tiny-ViT", "--classes", "8")
+    assert text["truncated_ms"] > 0 and text["full_ms"] > 0
+    assert text["max_abs_diff"] < 1e-5
