@@ -14,6 +14,7 @@ from datasets.benchmark import SUBSAMPLE_CHOICES
 
 PRECISIONS = ("fp16", "fp32", "amp")  # fp16 and amp need CUDA (fp32 elsewhere, with a note)
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+E2MIM_VIEWS = ("probabilities", "text_features")
 ESTIMATORS = ("jsd", "dv", "infonce")  # E2MIM's mutual-information bounds
 CRITICS = ("mlp", "bilinear")
 
@@ -91,12 +92,19 @@ def extend_cfg(cfg):
     cfg.TRAINER.E2MIM.MIXUP_PROB = 1.0  # probability that a batch is mixed
     choice(cfg, "TRAINER.E2MIM.MIXUP_LEVEL", "feature", ("feature", "image"))
     cfg.TRAINER.E2MIM.W_MIX = 0.1  # weight of the soft-target loss on mixed samples
-    cfg.TRAINER.E2MIM.W_MI = 1.0  # weight of -I(p_soft; p_hand)
+    cfg.TRAINER.E2MIM.W_MI = 1.0  # weight of -I(view_soft; view_hand)
+    # What the two text views are for the MI: each image's class probabilities under
+    # either view ("probabilities"), or the classes' text features ("text_features").
+    choice(cfg, "TRAINER.E2MIM.VIEWS", "probabilities", E2MIM_VIEWS)
     choice(cfg, "TRAINER.E2MIM.ESTIMATOR", "jsd", ESTIMATORS)
     choice(cfg, "TRAINER.E2MIM.CRITIC", "mlp", CRITICS)
     cfg.TRAINER.E2MIM.CRITIC_HIDDEN = 512
     cfg.TRAINER.E2MIM.CRITIC_LAYERS = 1
-    cfg.TRAINER.E2MIM.CRITIC_LR_MULT = 1.0  # critic LR = OPTIM.LR x this
+    # The critic's own optimiser, at a constant learning rate (no warm-up, not the
+    # prompt's schedule).
+    choice(cfg, "TRAINER.E2MIM.CRITIC_OPTIM", "adam", ("adam", "sgd"))
+    cfg.TRAINER.E2MIM.CRITIC_LR = 1e-3
+    cfg.TRAINER.E2MIM.CRITIC_LR_MULT = 0.0  # deprecated: > 0 sets CRITIC_LR = OPTIM.LR x this
     cfg.TRAINER.E2MIM.MINE_EMA = 0.01  # moving-average rate of the dv estimator
     cfg.TRAINER.E2MIM.TEMPERATURE = 1.0  # softmax temperature of the two views
     # Predict with the soft view, or (1 - ENSEMBLE_WEIGHT) * z_soft + weight * z_hand.

@@ -11,11 +11,12 @@ The specification is the project's docs/E2MIM.md; every open choice is a
 ``TRAINER.E2MIM`` key. The critic is its own registered model (own optimizer and
 scheduler; checkpointed and resumed) and is not used, nor loaded, for inference.
 """
+import warnings
+
 import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
-from dassl.optim import build_lr_scheduler, build_optimizer
 from runs.errors import ConfigError
 
 from .clip_prompting import (
@@ -57,7 +58,8 @@ class E2MIM(PromptTuningTrainer):
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
         options = cfg.TRAINER.E2MIM
-        if options.W_MI > 0 and cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
+        if (options.W_MI > 0 and options.VIEWS == "probabilities"
+                and cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2):
             raise ConfigError(
                 "TRAINER.E2MIM.W_MI > 0 needs DATALOADER.TRAIN_X.BATCH_SIZE >= 2: the mutual-"
                 "information estimate contrasts the views of one sample (joint pairs) with "
@@ -73,6 +75,8 @@ class E2MIM(PromptTuningTrainer):
         if not 0 <= options.ENSEMBLE_WEIGHT <= 1:
             raise ConfigError(f"TRAINER.E2MIM.ENSEMBLE_WEIGHT must be in [0, 1]; "
                               f"got {options.ENSEMBLE_WEIGHT}")
+        if options.CRITIC_LR <= 0 and options.CRITIC_LR_MULT <= 0:
+            raise ConfigError(f"TRAINER.E2MIM.CRITIC_LR must be > 0; got {options.CRITIC_LR}")
         if options.TEMPERATURE <= 0:
             raise ConfigError(f"TRAINER.E2MIM.TEMPERATURE must be > 0; got {options.TEMPERATURE}")
 
@@ -100,15 +104,16 @@ class E2MIM(PromptTuningTrainer):
         # the global RNG (batch order, augmentation) exactly as CoOp's would be.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(self.run_seed, CRITIC_INIT))
+            # Probabilities live in R^classes; text features in CLIP's embedding space,
+            # where a bilinear critic starts as the views' inner product.
+            text_views = options.VIEWS == "text_features"
+            dim = (self.model.hand_crafted_text_features.shape[1] if text_views
+                   else self.num_classes)
             self.critic = MutualInformationEstimator(
-                self.num_classes, options.ESTIMATOR, options.CRITIC, options.CRITIC_HIDDEN,
-                options.CRITIC_LAYERS, options.MINE_EMA).to(self.device)
-        critic_optim_cfg = cfg.OPTIM.clone()
-        critic_optim_cfg.defrost()
-        critic_optim_cfg.LR = cfg.OPTIM.LR * options.CRITIC_LR_MULT
-        self.critic_optim = build_optimizer(self.critic, critic_optim_cfg)
-        self.critic_sched = build_lr_scheduler(self.critic_optim, critic_optim_cfg)
-        self.register_model("critic", self.critic, self.critic_optim, self.critic_sched)
+                dim, options.ESTIMATOR, options.CRITIC, options.CRITIC_HIDDEN,
+                options.CRITIC_LAYERS, options.MINE_EMA, identity=text_views).to(self.device)
+        self.critic_optim = build_critic_optimizer(self.critic, options, cfg.OPTIM)
+        self.register_model("critic", self.critic, self.critic_optim, None)  # constant LR
 
     # ------------------------------------------------------------------ training
     def compute_loss(self, image, label):
@@ -134,8 +139,11 @@ class E2MIM(PromptTuningTrainer):
             sample_features = torch.cat([image_features, mixed_features])
             sample_logits = torch.cat([logits, mixed_logits])
 
-        if options.W_MI > 0 and sample_features.shape[0] >= 2:  # one sample has no marginal pair
+        if options.W_MI > 0 and options.VIEWS == "text_features":
+            terms["mi"] = self.class_mi_estimate(text_features)
+        elif options.W_MI > 0 and sample_features.shape[0] >= 2:  # one sample: no marginal pair
             terms["mi"] = self.mi_estimate(sample_features, sample_logits)
+        if "mi" in terms:
             terms["loss"] = terms["loss"] - options.W_MI * terms["mi"]
         return terms
 
@@ -161,6 +169,14 @@ class E2MIM(PromptTuningTrainer):
         perm = random_derangement(sample_features.shape[0], self.step_rng(DERANGEMENT))
         return self.critic(p_soft, p_hand, perm)
 
+    def class_mi_estimate(self, text_features):
+        """Î(t_s; t_h) over the classes: the soft and the hand-crafted text features of
+        each class are a joint pair, at CLIP's logit scale (T = s t_s^T W t_h)."""
+        scale = self.model.logit_scale.exp().detach()
+        perm = random_derangement(text_features.shape[0], self.step_rng(DERANGEMENT))
+        return self.critic(scale * text_features.float(),
+                           self.model.hand_crafted_text_features.float(), perm)
+
     def backward(self, terms):
         # The critic maximises Î itself: its gradient is that of -Î alone (not scaled
         # by W_MI); the prompt's is that of the whole loss. Each backward fills only
@@ -170,6 +186,20 @@ class E2MIM(PromptTuningTrainer):
                                                retain_graph=True)
         prompt_params = [p for p in self.model.prompt_learner.parameters() if p.requires_grad]
         self.scaled(terms["loss"]).backward(inputs=prompt_params)
+
+
+def build_critic_optimizer(critic, options, prompt_optim):
+    """The critic's optimiser (``CRITIC_OPTIM`` at ``CRITIC_LR``), not the prompt's: the
+    prompt's SGD at 0.002 with its warm-up leaves a critic at the independence floor."""
+    lr = options.CRITIC_LR
+    if options.CRITIC_LR_MULT > 0:
+        lr = prompt_optim.LR * options.CRITIC_LR_MULT
+        warnings.warn(f"TRAINER.E2MIM.CRITIC_LR_MULT is deprecated: the critic has its own "
+                      f"optimiser; set TRAINER.E2MIM.CRITIC_LR (now {lr:g}) instead",
+                      FutureWarning, stacklevel=2)
+    if options.CRITIC_OPTIM == "adam":
+        return torch.optim.Adam(critic.parameters(), lr=lr)
+    return torch.optim.SGD(critic.parameters(), lr=lr, momentum=prompt_optim.MOMENTUM)
 
 
 def mixup_loss(mixed_logits, label, plan, num_classes):

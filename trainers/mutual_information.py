@@ -40,22 +40,26 @@ class MLPCritic(nn.Module):
 
 
 class BilinearCritic(nn.Module):
-    """T(a, b) = a^T W b."""
+    """T(a, b) = a^T W b; W starts Xavier-uniform, or as the identity (``identity``:
+    for two views in one space, T starts as their inner product)."""
 
-    def __init__(self, dim):
+    def __init__(self, dim, identity=False):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(dim, dim))
-        nn.init.xavier_uniform_(self.weight)
+        if identity:
+            nn.init.eye_(self.weight)
+        else:
+            nn.init.xavier_uniform_(self.weight)
 
     def forward(self, a, b):
         return ((a @ self.weight) * b).sum(-1)
 
 
-def build_critic(name, dim, hidden=512, layers=1):
+def build_critic(name, dim, hidden=512, layers=1, identity=False):
     if name == "mlp":
         return MLPCritic(dim, hidden, layers)
     if name == "bilinear":
-        return BilinearCritic(dim)
+        return BilinearCritic(dim, identity)
     raise ConfigError(f"unknown critic {name!r}; valid: {', '.join(CRITICS)}")
 
 
@@ -82,12 +86,13 @@ class MutualInformationEstimator(nn.Module):
     ``perm`` (a derangement of the N samples) forms the product-of-marginals pairs of
     ``jsd`` and ``dv``; ``infonce`` contrasts every pair and does not use it."""
 
-    def __init__(self, dim, estimator="jsd", critic="mlp", hidden=512, layers=1, ema_rate=0.01):
+    def __init__(self, dim, estimator="jsd", critic="mlp", hidden=512, layers=1, ema_rate=0.01,
+                 identity=False):
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
         self.estimator = estimator
-        self.critic = build_critic(critic, dim, hidden, layers)
+        self.critic = build_critic(critic, dim, hidden, layers, identity)
         self.ema_rate = ema_rate
         # MINE's moving average of E_marg[exp T] (saved and resumed with the critic).
         self.register_buffer("marginal_ema", torch.tensor(float("nan")))

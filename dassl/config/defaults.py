@@ -1,8 +1,8 @@
 """Default configuration, key for key the one of upstream Dassl.
 
 Values are upstream's defaults: configs written for upstream merge here unchanged
-and mean the same. Trainer-specific keys are added by ``train.py``'s
-``extend_cfg``, as in CoOp.
+and mean the same. Trainer-specific keys are added by ``extend_cfg``
+(``trainers/defaults.py``, called by ``train.py``), as in CoOp.
 """
 from yacs.config import CfgNode as CN
 
