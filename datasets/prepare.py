@@ -24,6 +24,8 @@ import time
 
 from tabulate import tabulate
 
+from runs.errors import DownloadError
+
 from . import check as checks
 from .archives import extract, move_into
 from .download import fetch, mismatch
@@ -191,31 +193,39 @@ def prepare(name, root, mirror="", src="", force=False, keep_downloads=False, li
             raise PrepareError(f"{name}: the layout of {src} is not one this command knows. Expected "
                                f"{expected}; found {listing(src)}. DATASETS.md lists the known layouts")
     fetched, manual = [], []
-    for source in sources:
-        if osp.lexists(osp.join(dataset_dir, source.provides)) and not force:
-            continue
-        if source.filename in from_files:
-            path = osp.join(src, source.filename)
-            why = mismatch(path, source)
-            if why:
-                raise PrepareError(f"{path} is not the expected {source.filename}: {why}")
-            place(source, path, dataset_dir, force, keep_original=True)
-            continue
-        if source.manual and not mirror:
-            manual.append(source)
-            continue
-        path, downloaded = fetch(source, downloads, mirror, progress)
-        if downloaded:
-            fetched.append(source.filename)
-        place(source, path, dataset_dir, force, keep_original=False)
-        if osp.exists(path) and not keep_downloads:
-            os.unlink(path)
+    try:
+        for source in sources:
+            if osp.lexists(osp.join(dataset_dir, source.provides)) and not force:
+                continue
+            if source.filename in from_files:
+                path = osp.join(src, source.filename)
+                why = mismatch(path, source)
+                if why:
+                    raise PrepareError(f"{path} is not the expected {source.filename}: {why}")
+                place(source, path, dataset_dir, force, keep_original=True)
+                continue
+            if source.manual and not mirror:
+                manual.append(source)
+                continue
+            try:
+                path, downloaded = fetch(source, downloads, mirror, progress)
+            except DownloadError as e:
+                if not source.optional:
+                    raise
+                print(f"{name}: skipped {source.filename}, needed only to rebuild the split ({e})")
+                continue
+            if downloaded:
+                fetched.append(source.filename)
+            place(source, path, dataset_dir, force, keep_original=False)
+            if osp.exists(path) and not keep_downloads:
+                os.unlink(path)
+    finally:
+        if osp.isdir(downloads) and not os.listdir(downloads):
+            os.rmdir(downloads)
     if name == "ImageNet" and osp.isdir(osp.join(dataset_dir, "images", "train")):
         unpack_class_tars(osp.join(dataset_dir, "images", "train"))
     if name == "ImageNet" and osp.isdir(osp.join(dataset_dir, "images", "val")):
         sort_imagenet_val(dataset_dir)
-    if osp.isdir(downloads) and not os.listdir(downloads):
-        os.rmdir(downloads)
     after = checks.check_dataset(name, root)
     if after.state != "complete" and manual:
         print(manual_instruction(name, root, manual, dataset_dir))

@@ -27,6 +27,7 @@ class Source:
     #                         None: not an archive, the file itself goes to ``provides``
     into: str = ""  # archive: folder of the dataset folder that receives those entries
     manual: str = ""  # where a user gets a file that cannot be fetched automatically
+    optional: bool = False  # only needed to build a split, which the published split file replaces
 
     @property
     def is_archive(self):
@@ -51,22 +52,24 @@ SOURCES = {
     ],
     "OxfordPets": [
         Source("images.tar.gz", "images", f"{VGG}/pets/data/images.tar.gz"),
-        Source("annotations.tar.gz", "annotations", f"{VGG}/pets/data/annotations.tar.gz"),
+        Source("annotations.tar.gz", "annotations", f"{VGG}/pets/data/annotations.tar.gz", optional=True),
         split_file("OxfordPets", "1501r8Ber4nNKvmlFVQZ8SeUHTcdTTEqs"),
     ],
     "StanfordCars": [  # the official links are dead (CoOp #61): see --from in DATASETS.md
         Source("cars_train.tgz", "cars_train", f"{CARS}/cars_train.tgz"),
         Source("cars_test.tgz", "cars_test", f"{CARS}/cars_test.tgz"),
-        Source("car_devkit.tgz", "devkit", "https://ai.stanford.edu/~jkrause/cars/car_devkit.tgz"),
+        Source("car_devkit.tgz", "devkit", "https://ai.stanford.edu/~jkrause/cars/car_devkit.tgz",
+               optional=True),
         Source("cars_test_annos_withlabels.mat", "cars_test_annos_withlabels.mat",
-               f"{CARS}/cars_test_annos_withlabels.mat", take=None),
+               f"{CARS}/cars_test_annos_withlabels.mat", take=None, optional=True),
         split_file("StanfordCars", "1ObCFbaAgVu0I-k_Au-gIUcefirdAuizT"),
     ],
     "OxfordFlowers": [
         Source("102flowers.tgz", "jpg", f"{VGG}/flowers/102/102flowers.tgz"),
-        Source("imagelabels.mat", "imagelabels.mat", f"{VGG}/flowers/102/imagelabels.mat", take=None),
+        Source("imagelabels.mat", "imagelabels.mat", f"{VGG}/flowers/102/imagelabels.mat", take=None,
+               optional=True),
         Source("cat_to_name.json", "cat_to_name.json", drive_id="1AkcxCXeK_RCGCEC_GvmWxjcjaNhu-at0",
-               take=None),
+               take=None, optional=True),
         split_file("OxfordFlowers", "1Pp0sRXzZFZq15zVOzKjKBu4A9i01nozT"),
     ],
     "Food101": [
@@ -81,7 +84,7 @@ SOURCES = {
     "SUN397": [  # the Princeton links are gone (CoOp #90): see --from in DATASETS.md
         Source("SUN397.tar.gz", "SUN397", "http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz"),
         Source("Partitions.zip", "ClassName.txt",
-               "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip"),
+               "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip", optional=True),
         split_file("SUN397", "1y2RD81BYuiyvebdN-JymPfyWYcd8_MUq"),
     ],
     "DescribableTextures": [
