@@ -67,7 +67,7 @@ class ImageFolder(Benchmark):
                 "themselves; found " + ("no such folder" if not osp.isdir(self.dataset_dir)
                                         else "no sub-folder"))
 
-    def classnames(self, folders):
+    def names_of(self, folders):
         names = {f: f for f in folders}
         path = osp.join(self.dataset_dir, "classnames.txt")
         if osp.exists(path):
@@ -89,7 +89,7 @@ class ImageFolder(Benchmark):
         if "train" in top and "test" in top:
             splits = {s: osp.join(self.dataset_dir, s) for s in top if s in ("train", "val", "test")}
             classes = sorted(set().union(*(class_folders(f) for f in splits.values())))
-            names = self.classnames(classes)
+            names = self.names_of(classes)
             train = self.read_folder(splits["train"], classes, names)
             test = self.read_folder(splits["test"], classes, names)
             if "val" in splits:
@@ -98,5 +98,5 @@ class ImageFolder(Benchmark):
                 train, val = split_trainval(train, self.options.VAL_RATIO, rng)
             return train, val, test
         return read_and_split_data(self.dataset_dir, self.options.TRAIN_RATIO, self.options.VAL_RATIO,
-                                   new_cnames=self.classnames(top), rng=rng, categories=top,
+                                   new_cnames=self.names_of(top), rng=rng, categories=top,
                                    list_images=image_files)
