@@ -9,6 +9,7 @@ from . import (  # noqa: F401
                eurosat,
                fgvc_aircraft,
                food101,
+               imagefolder,
                imagenet,
                imagenet_a,
                imagenet_r,

@@ -83,7 +83,7 @@ def save_split(train, val, test, filepath, path_prefix):
     print(f"Saved split to {filepath}")
 
 
-def split_trainval(trainval, p_val=0.2):
+def split_trainval(trainval, p_val=0.2, rng=random):
     """Recipe T: per label (first-appearance order) shuffle the positions and
     send the first round(p_val * n) to val, the rest to train."""
     tracker = defaultdict(list)
@@ -93,15 +93,15 @@ def split_trainval(trainval, p_val=0.2):
     for label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
         assert n_val > 0, f"Class {label} has {len(idxs)} train items, too few for a val split"
-        random.shuffle(idxs)
+        rng.shuffle(idxs)
         for n, idx in enumerate(idxs):
             (val if n < n_val else train).append(trainval[idx])
     return train, val
 
 
-def split_shuffled_group(impaths, label, classname, p_trn=0.5, p_val=0.2):
+def split_shuffled_group(impaths, label, classname, p_trn=0.5, p_val=0.2, rng=random):
     """Shuffle one class's images and cut them 50/20/30 (Python's round)."""
-    random.shuffle(impaths)
+    rng.shuffle(impaths)
     n_total = len(impaths)
     n_train = round(n_total * p_trn)
     n_val = round(n_total * p_val)
@@ -116,15 +116,18 @@ def split_shuffled_group(impaths, label, classname, p_trn=0.5, p_val=0.2):
             _collate(impaths[n_train + n_val:]))
 
 
-def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None):
+def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None, rng=random,
+                        categories=None, list_images=None):
     """Recipe F: class folders sorted, images in OS order shuffled per class, 50/20/30."""
-    categories = sorted(c for c in listdir_nohidden(image_dir) if c not in ignored)
+    if categories is None:
+        categories = sorted(c for c in listdir_nohidden(image_dir) if c not in ignored)
+    list_images = list_images or listdir_nohidden
     train, val, test = [], [], []
     for label, category in enumerate(categories):
         category_dir = osp.join(image_dir, category)
-        images = [osp.join(category_dir, im) for im in listdir_nohidden(category_dir)]
+        images = [osp.join(category_dir, im) for im in list_images(category_dir)]
         classname = (new_cnames or {}).get(category, category)
-        tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val)
+        tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val, rng)
         train += tr
         val += va
         test += te
@@ -188,13 +191,10 @@ class Benchmark(DatasetBase):
     image_folder = ""
     section = ""
     sample_val = True  # ImageNet samples train only
+    published_split = True  # CoOp publishes split_zhou_<Name>.json (datasets.prepare fetches it)
 
     def __init__(self, cfg):
-        root = dataset_root(cfg)
-        self.dataset_dir = osp.join(root, type(self).dataset_dir)
-        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
-        self.split_path = osp.join(self.dataset_dir, f"split_zhou_{type(self).__name__}.json")
-        self.split_fewshot_dir = osp.join(self.dataset_dir, "split_fewshot")
+        self.set_paths(dataset_root(cfg), cfg)
         self.check_layout()
         mkdir_if_missing(self.split_fewshot_dir)
 
@@ -204,7 +204,18 @@ class Benchmark(DatasetBase):
                                              subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         super().__init__(train_x=train, val=val, test=test)
 
+    def set_paths(self, root, cfg):
+        """Where the dataset lives; nothing is read (datasets.prepare --check uses this alone)."""
+        self.dataset_dir = osp.join(root, type(self).dataset_dir)
+        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
+        self.split_path = osp.join(self.dataset_dir, f"split_zhou_{type(self).__name__}.json")
+        self.split_fewshot_dir = osp.join(self.dataset_dir, "split_fewshot")
+
     # -- hooks ----------------------------------------------------------------
+    def split_form_files(self):
+        """Folders (relative to the dataset folder) that a split file's paths point into."""
+        return [self.image_folder]
+
     def creation_files(self):
         """Files (relative to the dataset folder) needed to create the split."""
         return [self.image_folder]
@@ -218,7 +229,7 @@ class Benchmark(DatasetBase):
     # -- pipeline -------------------------------------------------------------
     def check_layout(self):
         if osp.exists(self.split_path):
-            require_layout(type(self).__name__, self.dataset_dir, [self.image_folder], self.section)
+            require_layout(type(self).__name__, self.dataset_dir, self.split_form_files(), self.section)
         else:
             require_layout(type(self).__name__, self.dataset_dir, self.creation_files(),
                            self.section)

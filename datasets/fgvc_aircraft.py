@@ -12,6 +12,7 @@ class FGVCAircraft(Benchmark):
     dataset_dir = "fgvc_aircraft"
     image_folder = "images"
     section = "FGVCAircraft"
+    published_split = False
     LISTS = ["variants.txt", "images_variant_train.txt", "images_variant_val.txt",
              "images_variant_test.txt"]
 

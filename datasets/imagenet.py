@@ -46,15 +46,13 @@ class ImageNet(Benchmark):
     image_folder = "images"
     section = "ImageNet"
     sample_val = False
+    published_split = False
 
     def __init__(self, cfg):
-        self.dataset_dir = osp.join(dataset_root(cfg), type(self).dataset_dir)
-        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
+        self.set_paths(dataset_root(cfg), cfg)
         self.preprocessed = osp.join(self.dataset_dir, "preprocessed.pkl")
-        self.split_fewshot_dir = osp.join(self.dataset_dir, "split_fewshot")
         if not osp.exists(self.preprocessed):
-            require_layout("ImageNet", self.dataset_dir,
-                           ["classnames.txt", "images/train", "images/val"], self.section)
+            require_layout("ImageNet", self.dataset_dir, self.creation_files(), self.section)
         mkdir_if_missing(self.split_fewshot_dir)
 
         if osp.exists(self.preprocessed):
@@ -70,6 +68,9 @@ class ImageNet(Benchmark):
         train, test = subsample_classes(train, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         DatasetBase.__init__(self, train_x=train, val=test, test=test)
 
+    def creation_files(self):
+        return ["classnames.txt", "images/train", "images/val"]
+
     def read_data(self, classnames, split_dir):
         split_dir = osp.join(self.image_dir, split_dir)
         # Every sub-directory is a class, hidden ones included (upstream behaviour).
@@ -84,15 +85,21 @@ class ImageNetVariant(DatasetBase):
     image_folder = ""
     section = ""
     ignored = ("README.txt",)
+    published_split = False
 
     def __init__(self, cfg):
-        self.dataset_dir = osp.join(dataset_root(cfg), type(self).dataset_dir)
-        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
-        require_layout(type(self).__name__, self.dataset_dir,
-                       ["classnames.txt", self.image_folder], self.section)
+        self.set_paths(dataset_root(cfg), cfg)
+        require_layout(type(self).__name__, self.dataset_dir, self.creation_files(), self.section)
         classnames = read_classnames(osp.join(self.dataset_dir, "classnames.txt"))
         data = self.read_data(classnames)
         super().__init__(train_x=data, test=data)
+
+    def set_paths(self, root, cfg):
+        self.dataset_dir = osp.join(root, type(self).dataset_dir)
+        self.image_dir = osp.join(self.dataset_dir, self.image_folder)
+
+    def creation_files(self):
+        return ["classnames.txt", self.image_folder]
 
     def read_data(self, classnames):
         folders = [f for f in listdir_nohidden(self.image_dir, sort=True) if f not in self.ignored]

@@ -16,6 +16,9 @@ class StanfordCars(Benchmark):
     def split_prefix(self):
         return self.dataset_dir  # split paths start with cars_train/ or cars_test/
 
+    def split_form_files(self):
+        return ["cars_train", "cars_test"]
+
     def creation_files(self):
         return ["cars_train", "cars_test", "devkit/cars_train_annos.mat",
                 "cars_test_annos_withlabels.mat", "devkit/cars_meta.mat"]

@@ -12,3 +12,11 @@ class CheckpointError(RuntimeError):
 
 class FolderInUseError(ConfigError):
     """Another live process holds the output folder (runs/lock.py)."""
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member that would land outside the extraction folder (datasets/archives.py)."""
+
+
+class DownloadError(RuntimeError):
+    """A download that failed, was cut off or does not match its recorded size or hash."""

@@ -4,7 +4,6 @@ import importlib.util
 import os.path as osp
 import sys
 import types
-import zipfile
 
 from tests.helpers import REPO
 
@@ -23,8 +22,9 @@ def openai_clip():
                            "which downloads it into .oracles/")
     target = osp.join(REPO, ".oracles", "clip_anytorch")
     if not osp.isdir(target):
-        with zipfile.ZipFile(wheels[0]) as archive:
-            archive.extractall(target)
+        from datasets.archives import extract  # members checked to stay inside target
+
+        extract(wheels[0], target, progress=False)
     if "pkg_resources" not in sys.modules:
         # Its clip.py imports `packaging` through pkg_resources, gone from current setuptools.
         import packaging.version

@@ -56,6 +56,15 @@ def extend_cfg(cfg):
     cfg.DATASET.SYNTHWORLD.HUE_SHIFT = 30.0  # degrees: the task's domain shift from pretraining
     cfg.DATASET.SYNTHWORLD.IMAGE_SIZE = 32
 
+    # ImageFolder, one's own images (datasets/imagefolder.py): DATASET.ROOT/<DIR>/ with
+    # train/ val/ test/ class folders, or class folders split with these ratios (rest: test).
+    cfg.DATASET.IMAGEFOLDER = CN()
+    cfg.DATASET.IMAGEFOLDER.DIR = ""
+    cfg.DATASET.IMAGEFOLDER.TEMPLATE = "a photo of a {}."  # hand-crafted prompt of every method
+    cfg.DATASET.IMAGEFOLDER.TRAIN_RATIO = 0.5
+    cfg.DATASET.IMAGEFOLDER.VAL_RATIO = 0.2
+    cfg.DATASET.IMAGEFOLDER.SPLIT_SEED = 1  # the split's own seed: the same split for every run
+
     # CoOp (Zhou et al., IJCV 2022): upstream keys and defaults.
     cfg.TRAINER.COOP = CN()
     cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors

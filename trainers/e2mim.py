@@ -29,7 +29,7 @@ from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 from .mutual_information import MutualInformationEstimator, random_derangement
 from .prompt_trainer import PromptTuningTrainer
 from .random_streams import CRITIC_INIT, DERANGEMENT, MIXUP, stream_generator, stream_seed
-from .templates import dataset_template, ensemble_templates
+from .templates import ensemble_templates, template_for
 
 
 class DualViewCLIP(PromptedCLIP):
@@ -86,9 +86,8 @@ class E2MIM(PromptTuningTrainer):
         prompt_learner = PromptLearner(classnames, clip_model, n_ctx=options.N_CTX,
                                        ctx_init=options.CTX_INIT,
                                        class_token_position=options.CLASS_TOKEN_POSITION)
-        name = self.cfg.DATASET.NAME
-        templates = ([dataset_template(name)] if options.TEMPLATES == "dataset"
-                     else ensemble_templates(name))
+        templates = ([template_for(self.cfg.DATASET)] if options.TEMPLATES == "dataset"
+                     else ensemble_templates(self.cfg.DATASET))
         print(f"Hand-crafted view: {len(templates)} template(s), e.g. {templates[-1]!r}")
         # The hand-crafted view is frozen: encoded once per class list, here.
         hand_crafted_features = hand_crafted_text_features(clip_model.to(self.device), classnames,

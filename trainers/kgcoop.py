@@ -16,7 +16,7 @@ from .clip_prompting import (
     normalize,
 )
 from .prompt_trainer import PromptTuningTrainer
-from .templates import KGCOOP_TEMPLATES, dataset_template, fill_template
+from .templates import KGCOOP_TEMPLATES, fill_template, template_for
 
 
 def knowledge_guidance(text_features, hand_crafted_text_features):
@@ -49,7 +49,7 @@ class KgCoOp(PromptTuningTrainer):
         prompt_learner = PromptLearner(classnames, clip_model, n_ctx=options.N_CTX,
                                        ctx_init=options.CTX_INIT, csc=options.CSC)
         replay_upstream_unused_draws(cfg, clip_model.dtype)
-        template = dataset_template(cfg.DATASET.NAME, KGCOOP_TEMPLATES)
+        template = template_for(cfg.DATASET, KGCOOP_TEMPLATES)
         print(f"Prompts: {fill_template(template, classnames)}")
         # Encoded on the run's device and in its precision (upstream: an fp16 copy
         # of CLIP on the GPU, the same numbers for an fp16 run).

@@ -140,13 +140,20 @@ def dataset_template(dataset_name, table=CUSTOM_TEMPLATES):
         ) from None
 
 
+def template_for(dataset_cfg, table=CUSTOM_TEMPLATES):
+    """The template a run uses: ImageFolder's is a key (DATASET.IMAGEFOLDER.TEMPLATE)."""
+    if dataset_cfg.NAME == "ImageFolder":
+        return dataset_cfg.IMAGEFOLDER.TEMPLATE
+    return dataset_template(dataset_cfg.NAME, table)
+
+
 def fill_template(template, classnames):
     return [template.format(clean_classname(name)) for name in classnames]
 
 
-def ensemble_templates(dataset_name):
+def ensemble_templates(dataset_cfg):
     """CLIP's 7 selected ImageNet templates plus the dataset's own (not twice on ImageNet)."""
     templates = list(IMAGENET_TEMPLATES_SELECT)
-    if dataset_name != "ImageNet":
-        templates.append(dataset_template(dataset_name))
+    if dataset_cfg.NAME != "ImageNet":
+        templates.append(template_for(dataset_cfg))
     return templates

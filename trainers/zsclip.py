@@ -11,13 +11,13 @@ from .clip_prompting import (
     normalize,
     run_precision,
 )
-from .templates import dataset_template, ensemble_templates, fill_template
+from .templates import ensemble_templates, fill_template, template_for
 
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(TrainerX):
     def templates(self):
-        return [dataset_template(self.cfg.DATASET.NAME)]
+        return [template_for(self.cfg.DATASET)]
 
     def build_model(self):
         cfg = self.cfg
@@ -47,4 +47,4 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     """Prompt ensembling (the dataset template is not added twice on ImageNet)."""
 
     def templates(self):
-        return ensemble_templates(self.cfg.DATASET.NAME)
+        return ensemble_templates(self.cfg.DATASET)
