@@ -20,6 +20,9 @@ from torch.nn import functional as F
 from runs.errors import ConfigError
 
 ESTIMATORS = ("jsd", "dv", "infonce")
+# What each bound gives for independent views with an optimal critic: the floor an
+# MI estimate is read against (JSD's is not 0: it is not in nats).
+INDEPENDENCE_FLOOR = {"jsd": -2 * math.log(2), "dv": 0.0, "infonce": 0.0}
 CRITICS = ("mlp", "bilinear")
 
 
