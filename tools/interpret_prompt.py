@@ -76,6 +76,15 @@ def write_csv(rows, path):
 
 
 def main(argv=None):
+    from runs.errors import ConfigError
+
+    try:
+        run(argv)
+    except ConfigError as e:
+        raise SystemExit(f"interpret_prompt.py: error: {e}") from None
+
+
+def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", required=True, help="a training run's output folder")
     parser.add_argument("--topk", type=int, default=3, help="tokens per context vector")

@@ -89,6 +89,15 @@ def plot(run_dirs, out_base, labels=None):
 
 
 def main(argv=None):
+    from runs.errors import ConfigError
+
+    try:
+        run(argv)
+    except ConfigError as e:
+        raise SystemExit(f"plot_training.py: error: {e}") from None
+
+
+def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="training run folders")
     parser.add_argument("--out", default="", help="output path without extension "

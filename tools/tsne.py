@@ -82,6 +82,15 @@ def plot(run_dir, out_base, subsample="new", seed=1, root="", title=""):
 
 
 def main(argv=None):
+    from runs.errors import ConfigError
+
+    try:
+        run(argv)
+    except ConfigError as e:
+        raise SystemExit(f"tsne.py: error: {e}") from None
+
+
+def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", required=True, help="a training run's output folder")
     parser.add_argument("--subsample", choices=["base", "new", "all"], default="new")
