@@ -229,3 +229,38 @@ def test_a_tree_without_what_a_tool_needs_gives_one_line(tmp_path, tool, args, e
     message = str(stop.value)
     assert message.startswith(f"{tool}.py: error: ") and expected in message
     assert "\n" not in message
+
+
+def test_published_per_dataset_rows_average_to_the_papers_average_rows():
+    import parse_test_res
+
+    rows = parse_test_res.load_published()
+    values = defaultdict(dict)
+    for r in rows:
+        values[(r["paper"], r["protocol"], r["method"], r["metric"])][r["dataset"]] = r["value"]
+    checked = 0
+    for (paper, protocol, method, metric), per_dataset in values.items():
+        source = () if protocol == "base2new" else ("imagenet",)  # transfer: targets only
+        measured = [v for d, v in per_dataset.items() if d != "average" and d not in source]
+        if protocol == "base2new" and len(per_dataset) > 1:
+            assert len(measured) == 11, (paper, method, metric)
+            if metric in ("base", "new"):
+                assert np.mean(measured) == pytest.approx(per_dataset["average"], abs=0.01)
+                checked += 1
+        elif protocol != "base2new":  # the average over the target datasets
+            assert np.mean(measured) == pytest.approx(per_dataset["average"], abs=0.01)
+            checked += 1
+    key = {k: v for k, v in values.items() if k[1] == "base2new"}
+    for (paper, _, method, metric), per_dataset in key.items():
+        if metric == "H":
+            for dataset, h in per_dataset.items():
+                b = key[(paper, "base2new", method, "base")][dataset]
+                n = key[(paper, "base2new", method, "new")][dataset]
+                assert h == pytest.approx(2 * b * n / (b + n), abs=0.011), (paper, method, dataset)
+    # every method of the base-to-new tables of CoCoOp, MaPLe and PromptSRC, per dataset
+    for paper, methods in (("CoCoOp", ["ZeroshotCLIP", "CoOp", "CoCoOp"]),
+                           ("MaPLe", ["ZeroshotCLIP", "CoOp", "CoCoOp", "MaPLe"]),
+                           ("PromptSRC", ["ZeroshotCLIP", "CoOp", "CoCoOp", "MaPLe", "PromptSRC"])):
+        for method in methods:
+            assert len(values[(paper, "base2new", method, "H")]) == 12, (paper, method)
+    assert checked == 2 * 12 + 5  # 3 + 4 + 5 methods with per-dataset rows; 5 transfer rows
