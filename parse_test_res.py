@@ -15,6 +15,13 @@ prints, for every trainer and config found, the base and new accuracy of each
 dataset (mean +- std over seeds) and their harmonic mean, and the average over
 datasets (the harmonic mean of the averaged base and new accuracies, as in the
 CoCoOp paper).
+
+    python parse_test_res.py output/base2new --base2new --compare published
+
+adds, for every dataset the papers report, the published number beside each measured
+mean (docs/published_results.csv, one cited row per paper, table, method, protocol,
+dataset and metric) and the difference; a difference within the seed spread (std over
+seeds) is marked not significant.
 """
 import argparse
 import csv
@@ -36,6 +43,8 @@ EVAL_DONE = ("=> result",)
 # The usual order of the 11 benchmarks in papers; other datasets follow, sorted.
 DATASET_ORDER = ["imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers",
                  "food101", "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101"]
+PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), "docs", "published_results.csv")
+FEWSHOT_DIR = re.compile(r"^(?P<cfg>.+)_(?P<shots>\d+)shots$")
 
 
 def log_files(run_dir):
@@ -124,6 +133,34 @@ def collect_base2new(root):
     return results
 
 
+def collect_fewshot(root):
+    """{trainer: {dataset: {shots: [accuracy per seed]}}} from the few-shot layout
+    ROOT/<dataset>/<trainer>/<cfg>_<K>shots/seed<N> (scripts/protocols.sh: fewshot)."""
+    results = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for run_dir in sorted(glob.glob(osp.join(root, "*", "*", "*shots", "seed*"))):
+        parts = run_dir.split(os.sep)
+        match = FEWSHOT_DIR.match(parts[-2])
+        if match is None or parts[-4] == "evaluation":
+            continue
+        accuracy, _ = run_accuracy(run_dir)
+        if accuracy is None:
+            print(f"No result in {run_dir} (unfinished run?)", file=sys.stderr)
+            continue
+        results[parts[-3]][parts[-4]][int(match["shots"])].append(accuracy)
+    return results
+
+
+def collect_zeroshot(root):
+    """{dataset: accuracy} of zero-shot CLIP on all classes, from the layout of
+    scripts/protocols.sh's zeroshot: ROOT/ZeroshotCLIP*/<cfg>/<dataset>/all."""
+    found = {}
+    for run_dir in sorted(glob.glob(osp.join(root, "Zeroshot*", "*", "*", "all"))):
+        accuracy, _ = run_accuracy(run_dir, eval_only=True)
+        if accuracy is not None:
+            found[run_dir.split(os.sep)[-2]] = accuracy
+    return found
+
+
 def dataset_sort_key(name):
     return (DATASET_ORDER.index(name), "") if name in DATASET_ORDER else (len(DATASET_ORDER), name)
 
@@ -191,6 +228,12 @@ def print_base2new(root, args):
         title = "Summary: average over datasets, per method"
         print(f"# {title}" if args.format == "csv" else f"\n{title}\n")
         print(render(summary_records(results, args.ci95), args.format, "method"))
+    if args.compare == "published":
+        rows = base2new_comparison(results, load_published(), args.ci95)
+        title = "Published numbers (ViT-B/16, 16 shots) beside the measured means"
+        print(f"# {title}" if args.format == "csv" else f"\n{title}\n")
+        print(render_comparison(rows, args.format) if rows else
+              "(no measured dataset and method is in docs/published_results.csv)")
 
 
 def summary_records(results, ci95=False):
@@ -206,6 +249,85 @@ def summary_records(results, ci95=False):
     return records
 
 
+# ---------------------------------------------------------------- published numbers
+def load_published(path=PUBLISHED):
+    """The published numbers: a list of dicts with the CSV's columns, value a float."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["value"] = float(row["value"])
+    return rows
+
+
+def published_value(rows, method, dataset, metric, protocol="base2new"):
+    """(value, paper) for ``method`` on ``dataset``: from the method's own paper when it
+    reports it, else from the first paper in the table that does; None if none does."""
+    found = [r for r in rows if r["method"] == method and r["dataset"] == dataset
+             and r["metric"] == metric and r["protocol"] == protocol]
+    if not found:
+        return None
+    own = [r for r in found if r["paper"] == method]
+    row = (own or found)[0]
+    return row["value"], f"{row['paper']}, {row['table']}"
+
+
+def compare_records(trainer, records, published):
+    """One record per measured (dataset, metric) that a paper reports: the measured
+    mean and std, the published value, the difference and whether the difference is
+    within the seed spread."""
+    out = []
+    for record in records:
+        dataset = record["dataset"]
+        if dataset.startswith("average"):
+            if f"({len(DATASET_ORDER)} datasets)" not in dataset:
+                continue  # an average over fewer datasets is not the papers' average
+            dataset = "average"
+        for metric in ("base", "new", "H"):
+            if record[metric] is None:
+                continue
+            found = published_value(published, trainer, dataset, metric)
+            if found is None:
+                continue
+            value, source = found
+            diff = record[metric] - value
+            std = record.get(metric + "_std")
+            seeds = record["seeds_base"] if metric == "base" else record["seeds_new"]
+            if std is None or not seeds or seeds < 2:
+                verdict = "spread unknown (< 2 seeds)"
+            elif abs(diff) <= std:
+                verdict = "not significant (within seed spread)"
+            else:
+                verdict = "outside seed spread"
+            out.append({"method": trainer, "dataset": dataset, "metric": metric,
+                        "measured": record[metric], "std": std, "published": value,
+                        "difference": diff, "verdict": verdict, "source": source})
+    return out
+
+
+def render_comparison(rows, fmt):
+    headers = ["method", "dataset", "metric", "measured", "published", "difference", "verdict",
+               "source"]
+    table = [[r["method"], r["dataset"], r["metric"],
+              f"{r['measured']:.2f}" + ("" if r["std"] is None else f" +- {r['std']:.2f}"),
+              f"{r['published']:.2f}", f"{r['difference']:+.2f}", r["verdict"], r["source"]]
+             for r in rows]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows(table)
+        return buffer.getvalue().rstrip("\n")
+    return tabulate(table, headers=headers, disable_numparse=True,
+                    tablefmt="github" if fmt == "markdown" else "simple")
+
+
+def base2new_comparison(results, published, ci95=False):
+    rows = []
+    for (_, trainer, _), per_dataset in sorted(results.items()):
+        rows += compare_records(trainer, base2new_records(per_dataset, ci95), published)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("directory", type=str, help="path to directory")
@@ -216,7 +338,12 @@ def main(argv=None):
                         help="base / new / harmonic-mean table of a base-to-new run tree")
     parser.add_argument("--format", choices=["table", "markdown", "csv"], default="table",
                         help="output of --base2new")
+    parser.add_argument("--compare", choices=["published"],
+                        help="with --base2new: each measured mean beside the published number "
+                             f"({osp.relpath(PUBLISHED, osp.dirname(PUBLISHED) + '/..')})")
     args = parser.parse_args(argv)
+    if args.compare and not args.base2new:
+        parser.error("--compare published goes with --base2new")
     if not osp.isdir(args.directory):
         raise SystemExit(f"parse_test_res.py: error: {args.directory} is not a folder")
 

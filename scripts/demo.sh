@@ -23,7 +23,8 @@ esac
 PYTHON="${PYTHON:-python3}"
 # Looked up, not imported (importing torch and torchvision takes seconds).
 if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in
-        ('torch', 'torchvision', 'yacs', 'tabulate', 'tqdm', 'ftfy', 'regex', 'PIL', 'scipy')))" \
+        ('torch', 'torchvision', 'yacs', 'tabulate', 'tqdm', 'ftfy', 'regex', 'PIL', 'scipy',
+         'matplotlib', 'sklearn')))" \
         2>/dev/null; then
     echo "Installing the requirements (requirements.txt) ..."
     "$PYTHON" -m pip install -q -r requirements.txt
@@ -60,5 +61,9 @@ done | xargs -P "$JOBS" -n 2 bash -c 'run_method "$0" "$1"'
 
 echo
 "$PYTHON" parse_test_res.py "$OUTPUT/base2new" --base2new
-"$PYTHON" tools/demo_report.py "$OUTPUT/base2new" "$OUTPUT/report.md"
+# One E2MIM and one CoOp run (seed 1) on the new classes for the t-SNE figures.
+run1() { echo "$OUTPUT/base2new/train_base/synthworld/shots_16/$1/$CFG/seed1"; }
+"$PYTHON" tools/report.py "$OUTPUT" --title "SynthWorld base-to-new demo" \
+    --intro "16 shots per base class; SynthCLIP-RN backbone; error bars: std over seeds." \
+    --tsne "$(run1 E2MIM)" "$(run1 CoOp)" --tsne-subsample new
 echo "[demo] done in $(( $(date +%s) - start )) s"

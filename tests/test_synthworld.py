@@ -92,7 +92,10 @@ def test_demo_quick_path_on_a_reduced_world(tmp_path):
     for trainer in ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "E2MIM"):
         assert f"{trainer} / synthworld / shots 16" in proc.stdout
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "| E2MIM" in report and (tmp_path / "demo" / "report.png").is_file()
+    assert "| E2MIM" in report
+    figures = tmp_path / "demo" / "figures"
+    assert (figures / "base2new.png").is_file() and (figures / "base2new.pdf").is_file()
+    assert len(list(figures.glob("tsne_*seed1.png"))) == 2  # one E2MIM and one CoOp run, new classes
     # A second call reuses every finished job.
     again = subprocess.run(["bash", osp.join(REPO, "scripts", "demo.sh"), "--quick"], cwd="/",
                            env=env, capture_output=True, text=True, timeout=600, check=False)

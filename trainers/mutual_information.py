@@ -22,6 +22,10 @@ from runs.errors import ConfigError
 
 from .defaults import CRITICS, ESTIMATORS
 
+# What each bound gives for independent views with an optimal critic: the floor an
+# MI estimate is read against (JSD's is not 0: it is not in nats).
+INDEPENDENCE_FLOOR = {"jsd": -2 * math.log(2), "dv": 0.0, "infonce": 0.0}
+
 
 class MLPCritic(nn.Module):
     """T(a, b) = MLP([a; b]) with ``layers`` hidden ReLU layers of width ``hidden``."""
