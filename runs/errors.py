@@ -12,3 +12,8 @@ class CheckpointError(RuntimeError):
 
 class FolderInUseError(ConfigError):
     """Another live process holds the output folder (runs/lock.py)."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint that could run code when loaded, refused without the user's opt-in
+    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
