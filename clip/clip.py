@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .model import build_model
 from .simple_tokenizer import SimpleTokenizer as _Tokenizer
 
-__all__ = ["available_models", "build_model", "load", "tokenize"]
+__all__ = ["available_models", "build_model", "load", "model_file", "tokenize"]
 _tokenizer = _Tokenizer()
 
 # OpenAI's release URLs; the folder name of each is the SHA256 of the file.
@@ -153,8 +153,26 @@ def _jit_load(path, device):
         return torch.jit.load(path, map_location=device).eval()
 
 
+def model_file(name: str, download_root: str = None):
+    """The file of ``name``, or None when it is neither a model name nor a file.
+
+    A release name gives OpenAI's file, downloaded once and its SHA256 checked on every
+    use; a shipped name gives the file in clip/weights/; anything else must be the path
+    of a file the user names. These are the only files CLIP is read from, and the only
+    ones that may be TorchScript archives, which are programs (docs/SECURITY.md).
+    """
+    if name in _MODELS:
+        return _download(_MODELS[name], download_root or DEFAULT_ROOT)
+    if name in _SHIPPED:
+        return _SHIPPED[name]
+    if os.path.isfile(name):
+        return name
+    return None
+
+
 def _read_state_dict(model_path):
-    """The state dict of a TorchScript archive or of a plain (possibly wrapped) state-dict file."""
+    """The state dict of a TorchScript archive or of a plain (possibly wrapped) state-dict file
+    (a file from ``model_file``: TorchScript runs as code)."""
     if _is_torchscript_archive(model_path):
         try:
             return _jit_load(model_path, "cpu").state_dict()
@@ -184,13 +202,8 @@ def load(name: str, device: str | torch.device = "cuda" if torch.cuda.is_availab
     precision is kept. ``jit=True`` returns the TorchScript module itself
     (archives only, and without OpenAI's device-patching of traced graphs).
     """
-    if name in _MODELS:
-        model_path = _download(_MODELS[name], download_root or DEFAULT_ROOT)
-    elif name in _SHIPPED:
-        model_path = _SHIPPED[name]
-    elif os.path.isfile(name):
-        model_path = name
-    else:
+    model_path = model_file(name, download_root)
+    if model_path is None:
         raise RuntimeError(f"Model {name} not found; available models = {available_models()} "
                            "(or give the path of a checkpoint file)")
 

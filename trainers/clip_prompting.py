@@ -5,7 +5,6 @@ prompt embeddings, the class-agnostic prompt learner (CoOp's), frozen CLIP with
 learned prompts, and hand-crafted text features. Module and attribute names are
 CoOp's, so checkpoints move between this code and upstream's.
 """
-import os.path as osp
 from contextlib import contextmanager
 
 import torch
@@ -28,12 +27,9 @@ def resolve_backbone(name):
     """The checkpoint file for MODEL.BACKBONE.NAME: a release name (downloaded once into
     ~/.cache/clip and verified), a model shipped in clip/weights/ (SynthCLIP-RN), or the
     path of a local checkpoint file."""
-    if name in clip._MODELS:
-        return clip._download(clip._MODELS[name])
-    if name in clip._SHIPPED:
-        return clip._SHIPPED[name]
-    if osp.isfile(name):
-        return name
+    path = clip.model_file(name)
+    if path is not None:
+        return path
     raise ConfigError(
         f"unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME); valid names: "
         f"{', '.join(clip.available_models())}, or the path of a CLIP checkpoint file"
