@@ -125,9 +125,12 @@ _UPSTREAM_STAND_INS = [(PickledObject, name) for name in _UPSTREAM_PICKLED_CLASS
 ]
 
 
+_TORCH_VERSION = tuple(int(part) for part in torch.__version__.split(".")[:2])
+
+
 def _load_without_code(fpath, map_location):
     """``torch.load(weights_only=True)`` with upstream Dassl's pickled objects as stand-ins."""
-    if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: tensors and containers only
+    if _TORCH_VERSION < (2, 6):  # no stand-ins (safe_globals with names): tensors and containers only
         return torch.load(fpath, map_location=map_location, weights_only=True)
     with torch.serialization.safe_globals(_UPSTREAM_STAND_INS):
         return torch.load(fpath, map_location=map_location, weights_only=True)
@@ -135,11 +138,10 @@ def _load_without_code(fpath, map_location):
 
 def _refused_globals(fpath, error):
     """The classes or functions a file would have had to import, for the error message."""
-    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
-    if finder is not None:
+    if _TORCH_VERSION >= (2, 6):
         try:
             with torch.serialization.safe_globals(_UPSTREAM_STAND_INS):
-                names = finder(fpath)
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(fpath)
             if names:
                 return names
         except Exception:
