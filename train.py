@@ -24,7 +24,7 @@ import trainers  # noqa: F401  (registers the trainers)
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger
+from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError
 from runs.lock import lock_output_dir
@@ -223,6 +223,9 @@ def build_parser():
     parser.add_argument("--load-epoch", type=int,
                         help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="fully unpickle checkpoints that hold more than tensors; this runs "
+                             "code from the file (docs/SECURITY.md)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command-line")
     return parser
@@ -230,6 +233,8 @@ def build_parser():
 
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     try:
         main(args)
     # OSError: missing or unreadable data; those messages name the file and the fix.

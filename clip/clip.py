@@ -137,8 +137,10 @@ def available_models() -> list[str]:
 
 def model_file(name: str, download_root: str = None) -> str:
     """The checkpoint file of ``name``: a release (downloaded once into ``download_root``,
-    default ``~/.cache/clip``, and verified), a model shipped in clip/weights/, or the
-    path of a local file."""
+    default ``~/.cache/clip``, its SHA256 checked on every use), a model shipped in
+    clip/weights/, or the path of a file the user names. These are the only files CLIP
+    is read from, and the only ones that may be TorchScript archives, which are
+    programs (docs/SECURITY.md)."""
     if name in _MODELS:
         return _download(_MODELS[name], download_root or DEFAULT_ROOT)
     if name in _SHIPPED:
@@ -168,7 +170,8 @@ def _jit_load(path, device):
 
 
 def read_state_dict(model_path):
-    """The state dict of a TorchScript archive or of a plain (possibly wrapped) state-dict file."""
+    """The state dict of a TorchScript archive or of a plain (possibly wrapped) state-dict file
+    (a file from ``model_file``: TorchScript runs as code)."""
     if _is_torchscript_archive(model_path):
         try:
             return _jit_load(model_path, "cpu").state_dict()

@@ -20,3 +20,8 @@ class UnsafeArchiveError(ValueError):
 
 class DownloadError(RuntimeError):
     """A download that failed, was cut off or does not match its recorded size or hash."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint that could run code when loaded, refused without the user's opt-in
+    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""

@@ -59,7 +59,7 @@ def test_signal_mid_epoch_checkpoints_and_the_resumed_run_ends_identically(
     assert stopped.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == handler_before  # handlers given back
     for model in interrupted.get_model_names():
-        saved = torch.load(tmp_path / "run" / model / "model.pth.tar-interrupted")
+        saved = torch.load(tmp_path / "run" / model / "model.pth.tar-interrupted", weights_only=True)
         assert (saved["epoch"], saved["batch"]) == (stop_epoch, stop_batch + 1)
 
     resumed = make_trainer(name, fake_caltech, checkpoint, *TRAIN_OPTS,
@@ -186,7 +186,7 @@ def test_non_finite_loss_stops_with_where_and_keeps_the_last_good_checkpoint(
     assert str(last_good) in message
     with open(tmp_path / "run" / "prompt_learner" / "checkpoint") as f:
         assert f.read().strip() == "model.pth.tar-1"
-    assert torch.isfinite(torch.load(last_good)["state_dict"]["ctx"]).all()
+    assert torch.isfinite(torch.load(last_good, weights_only=True)["state_dict"]["ctx"]).all()
     assert torch.isfinite(trainer.model.prompt_learner.ctx).all()  # the step was not applied
 
 

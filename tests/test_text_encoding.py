@@ -11,7 +11,7 @@ from tests.oracles import openai_clip
 
 def full_context_reference(checkpoint, prompts, tokenized):
     """OpenAI's text transformer over all 77 positions, on prompt embeddings."""
-    reference = openai_clip().model.build_model(torch.load(checkpoint)).float().eval()
+    reference = openai_clip().model.build_model(torch.load(checkpoint, weights_only=True)).float().eval()
     with torch.no_grad():
         x = prompts + reference.positional_embedding
         x = reference.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)

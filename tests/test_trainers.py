@@ -28,7 +28,7 @@ from trainers.zsclip import ZeroshotCLIP2
 
 def tiny_models(path):
     """Our CLIP and OpenAI's, in fp32, from the same checkpoint file."""
-    state_dict = torch.load(path)
+    state_dict = torch.load(path, weights_only=True)
     ours = clip.build_model({k: v.clone() for k, v in state_dict.items()}).float()
     reference = openai_clip().model.build_model({k: v.clone() for k, v in state_dict.items()})
     return ours, reference.float().eval()
@@ -249,7 +249,8 @@ def test_upstream_checkpoint_loads_and_ours_has_upstream_keys(tiny_clip, fake_ca
     # Ours: a plain torch.load (weights_only, as upstream on current torch) reads
     # it, and it holds exactly the tensors upstream's prompt learner has.
     trainer.save_model(2, str(tmp_path / "ours"))  # after epoch index 2: the file of epoch 3
-    saved = torch.load(str(tmp_path / "ours" / "prompt_learner" / "model.pth.tar-3"))
+    saved = torch.load(str(tmp_path / "ours" / "prompt_learner" / "model.pth.tar-3"),
+                       weights_only=True)
     expected_keys = {"ctx", "token_prefix", "token_suffix"}
     if name == "CoCoOp":
         expected_keys |= {f"meta_net.linear{i}.{p}" for i in (1, 2) for p in ("weight", "bias")}

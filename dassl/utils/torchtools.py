@@ -3,18 +3,25 @@
 Differences from upstream, none of which changes a signature:
 - files are written to a temporary name and renamed, so a kill mid-save never
   leaves a truncated checkpoint;
-- ``load_checkpoint`` reads with ``weights_only=True`` (torch >= 2.6's default)
-  and falls back to a full unpickle only for checkpoints written by upstream
-  Dassl, whose scheduler state pickles whole objects;
+- ``load_checkpoint`` never runs code from the file unless the user opts in
+  (docs/SECURITY.md). It reads with ``weights_only=True``; the objects upstream
+  Dassl pickles into its scheduler state (the wrapped torch scheduler with its
+  optimizer) are read as inert ``PickledObject`` stand-ins. Anything else is
+  refused, naming the file and the class, unless ``DASSL_TRUST_CHECKPOINT=1``
+  (``train.py --trust-checkpoint``) allows a full unpickle;
 - the random-number state of a run can be stored and restored (exact resume).
 """
+import os
 import os.path as osp
 import pickle
 import random
+import re
 from collections import OrderedDict
 
 import numpy as np
 import torch
+
+from runs.errors import CheckpointError, UntrustedCheckpointError
 
 from .tools import atomic_write, mkdir_if_missing
 
@@ -28,7 +35,14 @@ __all__ = [
     "set_rng_state",
     "torch_save_atomic",
     "latest_checkpoint",
+    "TRUST_CHECKPOINT_ENV",
+    "checkpoints_trusted",
+    "trust_checkpoints",
+    "PickledObject",
 ]
+
+# Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
+TRUST_CHECKPOINT_ENV = "DASSL_TRUST_CHECKPOINT"
 
 
 def torch_save_atomic(obj, fpath):
@@ -60,8 +74,86 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
         print(f'Best checkpoint saved to "{best_fpath}"')
 
 
+def checkpoints_trusted():
+    """Whether the user allowed full unpickling of checkpoints (``DASSL_TRUST_CHECKPOINT=1``)."""
+    return os.environ.get(TRUST_CHECKPOINT_ENV, "").strip() not in ("", "0")
+
+
+def trust_checkpoints():
+    """Allow full unpickling for this process and the processes it starts (``--trust-checkpoint``).
+    An environment variable rather than a config key: a config file can come from a stranger too."""
+    os.environ[TRUST_CHECKPOINT_ENV] = "1"
+
+
+class PickledObject:
+    """Inert stand-in for an object that upstream Dassl pickles into a checkpoint's
+    scheduler state: its torch scheduler (the warm-up scheduler's successor) with the
+    optimizer inside. It keeps the pickled attributes and runs no code of its own."""
+
+    def __setstate__(self, state):
+        self.pickled_state = state
+
+    def state_dict(self):
+        """What ``LRScheduler.state_dict`` gives for the scheduler this object stands for."""
+        return {k: v for k, v in self.pickled_state.items() if k != "optimizer"}
+
+
+def _default_dict_stand_in(default_factory=None):
+    return {}  # the optimizer's ``state`` (a defaultdict); its entries follow as plain items
+
+
+# Exactly what upstream Dassl's schedulers and optimizers put into a pickle, by the
+# names pickle records (module of definition + class name).
+_UPSTREAM_PICKLED_CLASSES = [
+    "torch.optim.lr_scheduler.StepLR",
+    "torch.optim.lr_scheduler.MultiStepLR",
+    "torch.optim.lr_scheduler.CosineAnnealingLR",
+    "dassl.optim.lr_scheduler.ConstantWarmupScheduler",
+    "dassl.optim.lr_scheduler.LinearWarmupScheduler",
+    "torch.optim.sgd.SGD",
+    "torch.optim.adam.Adam",
+    "torch.optim.adamw.AdamW",
+    "torch.optim.rmsprop.RMSprop",
+    "torch.optim.radam.RAdam",
+    "dassl.optim.radam.RAdam",
+    "dassl.optim.radam.PlainRAdam",
+    "dassl.optim.radam.AdamW",
+]
+_UPSTREAM_STAND_INS = [(PickledObject, name) for name in _UPSTREAM_PICKLED_CLASSES] + [
+    (_default_dict_stand_in, "collections.defaultdict"),
+    (dict, "builtins.dict"),  # the defaultdict's factory, never called by the stand-in
+]
+
+
+_TORCH_VERSION = tuple(int(part) for part in torch.__version__.split(".")[:2])
+
+
+def _load_without_code(fpath, map_location):
+    """``torch.load(weights_only=True)`` with upstream Dassl's pickled objects as stand-ins."""
+    if _TORCH_VERSION < (2, 6):  # no stand-ins (safe_globals with names): tensors and containers only
+        return torch.load(fpath, map_location=map_location, weights_only=True)
+    with torch.serialization.safe_globals(_UPSTREAM_STAND_INS):
+        return torch.load(fpath, map_location=map_location, weights_only=True)
+
+
+def _refused_globals(fpath, error):
+    """The classes or functions a file would have had to import, for the error message."""
+    if _TORCH_VERSION >= (2, 6):
+        try:
+            with torch.serialization.safe_globals(_UPSTREAM_STAND_INS):
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(fpath)
+            if names:
+                return names
+        except Exception:
+            pass
+    return re.findall(r"GLOBAL (\S+)", str(error))[:1] or ["an object weights_only loading refuses"]
+
+
 def load_checkpoint(fpath):
-    """Load a checkpoint onto the CPU (or CUDA when available), naming the file on failure."""
+    """Load a checkpoint onto the CPU (or CUDA when available), naming the file on failure.
+
+    Nothing in the file is executed: see the module docstring and docs/SECURITY.md.
+    """
     if fpath is None:
         raise ValueError("File path is None")
     fpath = osp.abspath(osp.expanduser(fpath))
@@ -70,17 +162,29 @@ def load_checkpoint(fpath):
     map_location = None if torch.cuda.is_available() else "cpu"
     try:
         try:
-            return torch.load(fpath, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError:
-            # Upstream Dassl pickles its warm-up scheduler (with the optimizer
-            # inside) into "scheduler"; such files need a full unpickle, which is
-            # what upstream itself does for every checkpoint.
+            return _load_without_code(fpath, map_location)
+        except pickle.UnpicklingError as e:
+            if not checkpoints_trusted():
+                raise UntrustedCheckpointError(
+                    f'refused to load "{fpath}": it pickles {", ".join(_refused_globals(fpath, e))}, '
+                    "which is neither tensors nor what upstream Dassl checkpoints hold, and "
+                    "unpickling it could run code from the file. If you trust where the file "
+                    "comes from, pass --trust-checkpoint to train.py or set "
+                    f"{TRUST_CHECKPOINT_ENV}=1 (docs/SECURITY.md)") from None
+            # The one full unpickle of the project, on the user's explicit opt-in.
             checkpoint = torch.load(fpath, map_location=map_location, weights_only=False)
-            print(f'Note: "{fpath}" holds pickled Python objects (written by upstream Dassl?); '
-                  "loaded with weights_only=False")
+            print(f'Note: "{fpath}" was fully unpickled ({TRUST_CHECKPOINT_ENV} is set)')
             return checkpoint
+        except RuntimeError as e:
+            if "TorchScript" not in str(e):
+                raise
+            raise UntrustedCheckpointError(
+                f'refused to load "{fpath}": it is a TorchScript archive, which is a program, '
+                "not a checkpoint; checkpoints are torch.save files of tensors") from None
+    except CheckpointError:
+        raise
     except Exception as e:
-        raise RuntimeError(
+        raise CheckpointError(
             f'Unable to load checkpoint from "{fpath}": the file is corrupt or not a '
             f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
         ) from e
