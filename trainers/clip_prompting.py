@@ -5,6 +5,7 @@ prompt embeddings, the class-agnostic prompt learner (CoOp's), frozen CLIP with
 learned prompts, and hand-crafted text features. Module and attribute names are
 CoOp's, so checkpoints move between this code and upstream's.
 """
+import os.path as osp
 from contextlib import contextmanager
 
 import torch
