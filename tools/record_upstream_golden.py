@@ -1,6 +1,6 @@
 """Record the upstream baselines' training trajectories as golden test data.
 
-    git clone https://github.com/KaiyangZhou/CoOp /tmp/up/CoOp        # and likewise
+    git clone https://github.com/KaiyangZhou/CoOp /tmp/up/CoOp
     git clone https://github.com/KaiyangZhou/Dassl.pytorch /tmp/up/Dassl.pytorch
     git clone https://github.com/htyao89/KgCoOp /tmp/up/KgCoOp
     python tools/record_upstream_golden.py --coop /tmp/up/CoOp \
@@ -11,8 +11,8 @@ checkout on the Dassl fork it ships (``Dassl.ProGrad.pytorch``, which its README
 installs). Each baseline trains with upstream's ``train.py``, its published config and
 its scripts' options, changed only where the tiny setting needs it (``run_options``):
 a tiny ViT CLIP and a fake Caltech101, both regenerated bit for bit from seeds,
-4 shots, seed 1, fp32, one thread, 2 epochs, a checkpoint and a loss line every
-epoch and batch. ``tests/data/golden/<trainer>.json`` then holds the learned tensors
+4 shots, seed 1, fp32, on the CPU with one thread, 2 epochs, a checkpoint every
+epoch and a loss line every batch. ``tests/data/golden/<trainer>.json`` then holds the learned tensors
 after each epoch, the loss lines, the test accuracy, fingerprints of the inputs, and
 the command, commits, versions and runtime shims that produced them.
 ``tests/test_golden.py`` trains our trainers the same way and compares (no upstream
@@ -159,7 +159,8 @@ def run_options(baseline, backbone):
     return ["DATASET.NUM_SHOTS", str(SHOTS), "OPTIM.MAX_EPOCH", str(EPOCHS),
             "DATALOADER.TRAIN_X.BATCH_SIZE", str(baseline.batch_size),
             "DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.NAME", backbone,
-            "INPUT.SIZE", "(32, 32)", "TRAIN.CHECKPOINT_FREQ", "1", "TRAIN.PRINT_FREQ", "1"]
+            "INPUT.SIZE", "(32, 32)", "TRAIN.CHECKPOINT_FREQ", "1", "TRAIN.PRINT_FREQ", "1",
+            "USE_CUDA", "False"]
 
 
 def train_args(root, config, output_dir, trainer):
@@ -197,7 +198,7 @@ def read_run(stdout, output_dir, learned):
     tensors = {}
     for epoch in range(1, EPOCHS + 1):
         path = osp.join(output_dir, "prompt_learner", f"model.pth.tar-{epoch}")
-        # Upstream's checkpoints pickle its scheduler objects: a full load of our own files.
+        # Upstream's checkpoints pickle scheduler objects: a full load (of files just written).
         state_dict = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
         tensors[str(epoch)] = {key: state_dict[key].float() for key in learned}
     return {"loss_lines": lines, "accuracy": accuracies[-1] if accuracies else None,
