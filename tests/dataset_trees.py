@@ -23,9 +23,23 @@ def folder_classes(image_dir, folders, per_class):
             image(osp.join(image_dir, name, f"{name}_{i:03d}.jpg"), c * 30 + i)
 
 
-def caltech101(root, per_class=5):
+def caltech101(root, per_class=5, seed=None):
+    """With ``seed``: 12x12 images of a class colour plus noise, all drawn from that seed
+    (the same pixels on every machine), for training runs compared with recorded ones."""
     folders = ["Faces", "airplanes", "Leopards", "accordion", "BACKGROUND_Google", "Faces_easy"]
-    folder_classes(osp.join(root, "caltech-101", "101_ObjectCategories"), folders, per_class)
+    image_dir = osp.join(root, "caltech-101", "101_ObjectCategories")
+    if seed is None:
+        folder_classes(image_dir, folders, per_class)
+        return 4
+    rng = np.random.default_rng(seed)
+    for name in folders:
+        colour = rng.integers(0, 256, size=3)
+        for i in range(per_class):
+            noise = rng.integers(-60, 61, size=(12, 12, 3))
+            pixels = np.clip(colour + noise, 0, 255).astype(np.uint8)
+            path = osp.join(image_dir, name, f"{name}_{i:03d}.jpg")
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            Image.fromarray(pixels).save(path, format="PNG")
     return 4
 
 

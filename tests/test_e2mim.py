@@ -140,6 +140,10 @@ def test_one_epoch_updates_prompt_and_critic_and_encodes_hand_crafted_view_once(
         tiny_clip, fake_caltech):
     trainer = e2mim(tiny_clip, fake_caltech, "DATALOADER.TRAIN_X.BATCH_SIZE", "4")
     assert trainer.get_model_names() == ["prompt_learner", "critic"]
+    # The hand-crafted view is encoded as the soft view is (the run's CLIP and precision;
+    # docs/UPSTREAM_DIFFERENCES.md, Teachers): both start as "a photo of a {}.", equal.
+    with torch.no_grad():
+        assert torch.equal(trainer.model.text_features(), trainer.model.hand_crafted_text_features)
     text_passes = []
     trainer.model.text_encoder.transformer.register_forward_hook(lambda *a: text_passes.append(1))
     ctx = trainer.model.prompt_learner.ctx.detach().clone()

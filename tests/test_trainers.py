@@ -150,8 +150,7 @@ def test_cocoop_meta_net_shifts_the_context_per_image(tiny_clip):
 # ---------------------------------------------------------------- KgCoOp
 def test_kgcoop_loss_is_ce_plus_w_times_one_minus_mean_cosine(tiny_clip, fake_caltech):
     trainer = make_trainer("KgCoOp", fake_caltech, tiny_clip["tiny-ViT"],
-                           "TRAINER.KGCOOP.W", "3.5")
-    _, reference = tiny_models(tiny_clip["tiny-ViT"])
+                           "TRAINER.KGCOOP.W", "3.5", "TRAINER.KGCOOP.PREC", "fp32")
     batch = next(iter(trainer.train_loader_x))
     image, label = trainer.parse_batch_train(batch)
     with torch.no_grad():
@@ -160,12 +159,54 @@ def test_kgcoop_loss_is_ce_plus_w_times_one_minus_mean_cosine(tiny_clip, fake_ca
         loss, logits = terms["loss"], terms["logits"]
 
         learned = trainer.model.text_features()
-        names = [n.replace("_", " ") for n in trainer.dm.dataset.classnames]
-        hand_crafted = reference_text_features(reference, [f"a photo of a {n}." for n in names])
+        hand_crafted = openai_fp16_teacher(tiny_clip["tiny-ViT"], trainer.dm.dataset.classnames)
         cosine = (learned * hand_crafted).sum(-1) / (learned.norm(dim=-1) * hand_crafted.norm(dim=-1))
         expected = F.cross_entropy(logits, label) + 3.5 * (1 - cosine.mean())
     torch.testing.assert_close(loss, expected, rtol=0, atol=1e-5)
     assert trainer.model.hand_crafted_text_features.shape == learned.shape
+
+
+def openai_fp16_teacher(path, classnames):
+    """Upstream KgCoOp's teacher with OpenAI's code: the released fp16 weights, all 77
+    positions, normalised twice (at creation and in the step)."""
+    reference = openai_clip().model.build_model(torch.load(path)).eval()
+    with torch.no_grad():
+        features = reference.encode_text(openai_clip().tokenize(
+            [f"a photo of a {name.replace('_', ' ')}." for name in classnames]))
+        features = features / features.norm(dim=-1, keepdim=True)
+        return features / features.norm(dim=-1, keepdim=True)
+
+
+def test_kgcoop_teacher_is_a_dropped_fp16_clip_over_the_full_context(tiny_clip, fake_caltech,
+                                                                      monkeypatch):
+    import gc
+    import weakref
+
+    import trainers.kgcoop
+
+    teachers = []
+
+    def load_and_watch(cfg):
+        model = load_clip_to_cpu(cfg)
+        teachers.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(trainers.kgcoop, "load_clip_to_cpu", load_and_watch)
+    trainer = make_trainer("KgCoOp", fake_caltech, tiny_clip["tiny-ViT"],
+                           "TRAINER.KGCOOP.PREC", "fp32")
+    assert trainer.model.dtype == torch.float32
+    teacher = trainer.model.hand_crafted_text_features
+    assert teacher.dtype == torch.float16  # under PREC fp32 too, as upstream
+    expected = openai_fp16_teacher(tiny_clip["tiny-ViT"], trainer.dm.dataset.classnames)
+    assert torch.equal(teacher, expected)
+    gc.collect()
+    assert len(teachers) == 1 and teachers[0]() is None  # used once, then dropped
+
+    # What the quirk changes: the run's fp32 CLIP gives other features.
+    _, reference = tiny_models(tiny_clip["tiny-ViT"])
+    fp32 = reference_text_features(
+        reference, [f"a photo of a {n.replace('_', ' ')}." for n in trainer.dm.dataset.classnames])
+    assert (teacher.float() - fp32).abs().max() > 1e-4
 
 
 # ---------------------------------------------------------------- trainers

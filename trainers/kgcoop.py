@@ -11,9 +11,9 @@ from dassl.engine import TRAINER_REGISTRY
 from .clip_prompting import (
     PromptedCLIP,
     PromptLearner,
-    hand_crafted_text_features,
     load_clip_to_cpu,
     normalize,
+    tokenize_prompts,
 )
 from .prompt_trainer import PromptTuningTrainer
 from .templates import KGCOOP_TEMPLATES, fill_template, template_for
@@ -26,17 +26,36 @@ def knowledge_guidance(text_features, hand_crafted_text_features):
     return 1.0 - cosine.mean()
 
 
-def replay_upstream_unused_draws(cfg, dtype):
-    """Upstream KgCoOp builds modules it never uses: a ``bias_vectors`` parameter, a
-    second copy of CLIP, a ``meta_net`` and an ``Adapter``. Their initialisation
-    draws from the global RNG and so shifts every later random draw (sampling,
-    augmentation) of a seeded run. We make the same draws, in the same order,
-    and keep nothing, so that seeded runs match upstream's."""
+@torch.no_grad()
+def hand_crafted_features_as_upstream(cfg, classnames, template, dtype, device):
+    """The hand-crafted prompts' normalised class text features as upstream KgCoOp
+    computes them, in every precision, and upstream's random draws around them.
+
+    Upstream quirk kept: its prompt learner builds a second CLIP, never converted from
+    the released fp16 weights, and encodes the prompts with it over all 77 positions
+    of the context. So under PREC fp32 the teacher is fp16 (up to 5.5e-4 from fp32
+    features on the tiny test model); as the teacher prompt "a photo of a {}." is also
+    the initial learned prompt, the guidance gradient is non-zero from the first step.
+    In fp16, stopping at the last end-of-text token (as our TextEncoder does) changes
+    the rounding of most values too. We build the same copy, use it once and drop it:
+    the run keeps one CLIP, upstream two.
+
+    Upstream also builds modules it never uses (a ``bias_vectors`` parameter before the
+    copy; a ``meta_net`` and an ``Adapter`` after it). Their initialisation, and the
+    copy's, draw from the global RNG and so shift every later draw (sampling,
+    augmentation) of a seeded run: we make the same draws in the same order.
+    """
     nn.init.normal_(torch.empty(1, 512, dtype=dtype), std=0.02)  # bias_vectors
-    load_clip_to_cpu(cfg)  # the second CLIP (building it initialises its layers)
+    teacher = load_clip_to_cpu(cfg).to(device)  # fp16, as released
+    tokens = tokenize_prompts(fill_template(template, classnames)).to(device)
+    features = normalize(teacher.encode_text(tokens))
+    del teacher
     nn.Linear(512, 512)  # meta_net
     nn.Linear(512, 512 // 4, bias=False)  # Adapter(512, reduction=4)
     nn.Linear(512 // 4, 512, bias=False)
+    # Upstream normalises the stored (already normalised) features once more, in every
+    # step; in fp16 that can move the last bit. The same tensor every step: once here.
+    return normalize(features)
 
 
 @TRAINER_REGISTRY.register()
@@ -48,16 +67,11 @@ class KgCoOp(PromptTuningTrainer):
         classnames = self.dm.dataset.classnames
         prompt_learner = PromptLearner(classnames, clip_model, n_ctx=options.N_CTX,
                                        ctx_init=options.CTX_INIT, csc=options.CSC)
-        replay_upstream_unused_draws(cfg, clip_model.dtype)
         template = template_for(cfg.DATASET, KGCOOP_TEMPLATES)
         print(f"Prompts: {fill_template(template, classnames)}")
-        # Encoded on the run's device and in its precision (upstream: an fp16 copy
-        # of CLIP on the GPU, the same numbers for an fp16 run).
-        hand_crafted = hand_crafted_text_features(clip_model.to(self.device), classnames,
-                                                  [template], self.device)
-        # Upstream normalises the stored (already normalised) features once more, in
-        # every step; in fp16 that can move the last bit, so we do it too, once.
-        return PromptedCLIP(clip_model, prompt_learner, normalize(hand_crafted))
+        hand_crafted = hand_crafted_features_as_upstream(cfg, classnames, template,
+                                                         clip_model.dtype, self.device)
+        return PromptedCLIP(clip_model, prompt_learner, hand_crafted)
 
     def compute_loss(self, image, label):
         text_features = self.model.text_features()
