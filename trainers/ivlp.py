@@ -34,6 +34,12 @@ def check_deep_cfg(cfg, node, depth_keys):
                           "prompts change them at every step: set TRAIN.FEATURE_CACHE.ENABLED False")
 
 
+def is_upstream_prompt(name):
+    """Upstream's rule for the learned parameters of the whole model: the prompt learner's
+    and the attached ``VPT`` prompts."""
+    return name.startswith("prompt_learner.") or "VPT" in name
+
+
 class IndependentPromptedCLIP(DeepPromptedCLIP):
     """Frozen CLIP with IVLP's prompts, attached to the towers under upstream's names."""
 
@@ -65,7 +71,7 @@ class IVLP(PromptTuningTrainer):
     MODEL_NAME = "VLPromptLearner"
 
     def is_trained(self, name):
-        return name.startswith("prompt_learner.") or "VPT" in name
+        return is_upstream_prompt(name)
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
