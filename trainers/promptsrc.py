@@ -20,7 +20,7 @@ from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import latest_checkpoint, load_checkpoint
 
 from .clip_prompting import load_clip_to_cpu, normalize, tokenize_to_last_eot
-from .ivlp import IVLP, IndependentPromptedCLIP, is_upstream_prompt
+from .ivlp import IVLP, is_upstream_prompt
 from .templates import IMAGENET_TEMPLATES, fill_template
 
 # PromptSRC's 60 teacher templates: "a photo of a {}." then the first 60 of CLIP's 80
