@@ -143,7 +143,8 @@ def test_promptsrc_final_model_is_the_gpa_sum_and_its_loss_the_formula(tiny_clip
     trainer.train()
     w = gpa_weights(2, 1, 2)
     saved = torch.load(tmp_path / "run" / "VLPromptLearner" / "model.pth.tar-2")["state_dict"]
-    for key in ("prompt_learner.ctx", "image_encoder.VPT", "text_encoder.transformer.resblocks.1.VPT_shallow"):
+    for key in ("prompt_learner.ctx", "image_encoder.VPT",
+                "text_encoder.transformer.resblocks.1.VPT_shallow"):
         expected = states[0][key] * w[0] + states[1][key] * w[1]
         assert torch.equal(saved[key], expected) and torch.equal(trainer.model.state_dict()[key], expected)
         assert not torch.equal(saved[key], states[1][key])
@@ -230,7 +231,8 @@ def test_upstream_checkpoint_loads_and_ours_has_upstream_keys(tiny_clip, fake_ca
 @pytest.mark.parametrize("name, opts, message", [
     ("MaPLe", ["TRAINER.MAPLE.PROMPT_DEPTH", "3"],
      "TRAINER.MAPLE.PROMPT_DEPTH is 3, but the vision tower of backbone"),
-    ("IVLP", ["TRAINER.IVLP.PROMPT_DEPTH_VISION", "1", "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "4"], "set TRAINER.IVLP.PROMPT_DEPTH_TEXT to at most 2"),
+    ("IVLP", ["TRAINER.IVLP.PROMPT_DEPTH_VISION", "1", "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "4"],
+     "set TRAINER.IVLP.PROMPT_DEPTH_TEXT to at most 2"),
     ("IVLP", ["TRAINER.IVLP.PROMPT_DEPTH_TEXT", "0"], "TRAINER.IVLP.PROMPT_DEPTH_TEXT must be at least 1"),
     ("PromptSRC", ["TRAIN.FEATURE_CACHE.ENABLED", "True"], "deep vision prompts change them"),
 ])
