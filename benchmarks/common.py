@@ -32,6 +32,9 @@ METHOD_CONFIGS = {
     "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
     "KgCoOp": "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
     "E2MIM": "configs/trainers/E2MIM/vit_b16_ep50_ctxv1.yaml",
+    "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
+    "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
 }
 
 TINY_BACKBONE = "SynthCLIP-RN"  # shipped with the repository (clip/weights/)

@@ -12,6 +12,8 @@ the table gives the median ms per image with its range:
 - ``CoOp``, ``KgCoOp``, ``E2MIM/feature`` (feature-level Mixup), ``E2MIM/image``
   (pixel-level Mixup: a second image-encoder forward): one step at the shared
   batch size; ``CoCoOp/batch1`` (its published setting) and ``CoCoOp/batch4``;
+- ``IVLP``, ``MaPLe``, ``PromptSRC``: one step of the deep-prompt methods at the
+  shared batch size, on ViT backbones only (the prompt depth capped at the layers);
 - ``<case>/cached``: the same step on cached image features (TRAIN.FEATURE_CACHE);
 - ``<method>/epoch`` and ``<method>/epoch/cached``: a whole training epoch, data
   loading included, without and with the filled feature cache.
@@ -44,6 +46,8 @@ from common import (  # noqa: E402
     write_json,
 )
 
+from clip.shapes import MODEL_SHAPES  # noqa: E402
+
 STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for the shared one)
     "CoOp": ("CoOp", [], None),
     "CoCoOp/batch1": ("CoCoOp", [], 1),
@@ -51,7 +55,11 @@ STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for th
     "KgCoOp": ("KgCoOp", [], None),
     "E2MIM/feature": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "feature"], None),
     "E2MIM/image": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "image"], None),
+    "IVLP": ("IVLP", [], None),
+    "MaPLe": ("MaPLe", [], None),
+    "PromptSRC": ("PromptSRC", [], None),
 }
+DEEP_PROMPT_METHODS = ("IVLP", "MaPLe", "PromptSRC")  # ViT backbones only (skipped on a ResNet)
 CACHEABLE = ("CoOp", "CoCoOp/batch4", "KgCoOp", "E2MIM/feature")
 EPOCH_METHODS = ("CoOp", "E2MIM/feature")
 
@@ -82,6 +90,10 @@ def step_cases(args, backbone, steps):
     opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", str(args.batch)]
     trainers = {}
     for case, (method, extra, _) in STEP_METHODS.items():
+        if case in DEEP_PROMPT_METHODS:
+            if is_resnet(backbone):
+                continue
+            extra = extra + deep_prompt_depths(method, backbone)
         trainers[case] = build_trainer(method, backbone, args.workdir, world, opts + extra,
                                        args.device, args.prec)
         prepare(trainers[case])
@@ -106,11 +118,28 @@ def step_cases(args, backbone, steps):
 
     cases = {"ZeroshotCLIP": (inference, steps * len(labels))}
     for case, (_, _, batch_size) in STEP_METHODS.items():
+        if case not in trainers:
+            continue
         n = batch_size or args.batch
         cases[case] = training(trainers[case], images, n)
         if case in CACHEABLE:
             cases[case + "/cached"] = training(trainers[case], features, n)
     return cases, trainers
+
+
+def is_resnet(backbone):
+    shape = MODEL_SHAPES.get(backbone)
+    return shape is not None and isinstance(shape[2], tuple)
+
+
+def deep_prompt_depths(method, backbone):
+    """The published depth (9), capped at the backbone's layers."""
+    shape = MODEL_SHAPES.get(backbone)
+    depth = str(min(9, shape[2], shape[9])) if shape else "9"
+    if method == "MaPLe":
+        return ["TRAINER.MAPLE.PROMPT_DEPTH", depth]
+    node = method.upper()
+    return [f"TRAINER.{node}.PROMPT_DEPTH_VISION", depth, f"TRAINER.{node}.PROMPT_DEPTH_TEXT", depth]
 
 
 def epoch_cases(args, backbone):

@@ -218,14 +218,23 @@ class VisionTransformer(nn.Module):
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def forward(self, x):
+        x = self.ln_pre(self.embed(x))
+        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        return self.pool(x)
+
+    # The two ends of forward, apart so that deep-prompt methods can append tokens
+    # between them (trainers/deep_prompts.py).
+    def embed(self, x):
+        """Class token and patch tokens with positions: (N, 1 + grid², width)."""
         x = self.conv1(x)  # (N, width, grid, grid)
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # (N, grid², width)
         cls = self.class_embedding.to(x.dtype) + torch.zeros(
             x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1)
-        x = x + self.positional_embedding.to(x.dtype)
-        x = self.ln_pre(x)
-        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        return x + self.positional_embedding.to(x.dtype)
+
+    def pool(self, x):
+        """The image feature: the class token's output (N, L, width) -> (N, output_dim)."""
         x = self.ln_post(x[:, 0, :])
         if self.proj is not None:
             x = x @ self.proj

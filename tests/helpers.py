@@ -66,6 +66,9 @@ CONFIGS = {
     "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
     "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
     "E2MIM": "configs/trainers/E2MIM/vit_b16_ep50_ctxv1.yaml",
+    "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
+    "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
 }
 
 

@@ -14,6 +14,10 @@ import torch
 from tests.helpers import CONFIGS, REPO, make_trainer, tiny_opts
 
 TRAIN_OPTS = ["OPTIM.MAX_EPOCH", "3", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
+# The tiny model has 2 layers; PromptSRC's GPA sum must survive the interruption.
+DEEP_OPTS = {"PromptSRC": ["TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2",
+                           "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "2", "TRAINER.PROMPTSRC.GPA_MEAN", "2"],
+             "MaPLe": ["TRAINER.MAPLE.PROMPT_DEPTH", "2"]}
 
 
 def _learned_state(trainer):
@@ -29,12 +33,12 @@ def _assert_same_state(a, b):
                 a[name][key].isnan().all() and b[name][key].isnan().all()), (name, key)
 
 
-@pytest.mark.parametrize("name", ["CoOp", "E2MIM"])
+@pytest.mark.parametrize("name", ["CoOp", "E2MIM", "PromptSRC"])
 def test_signal_mid_epoch_checkpoints_and_the_resumed_run_ends_identically(
         tiny_clip, fake_caltech, tmp_path, name):
     checkpoint = tiny_clip["tiny-ViT"]
-    whole = make_trainer(name, fake_caltech, checkpoint, *TRAIN_OPTS,
-                         output_dir=str(tmp_path / "whole"))
+    opts = TRAIN_OPTS + DEEP_OPTS.get(name, [])
+    whole = make_trainer(name, fake_caltech, checkpoint, *opts, output_dir=str(tmp_path / "whole"))
     whole.train()
     whole_accuracy = whole.test()
     n_batches = len(whole.train_loader_x)
@@ -42,7 +46,7 @@ def test_signal_mid_epoch_checkpoints_and_the_resumed_run_ends_identically(
     # A real SIGTERM, delivered during a batch chosen at random.
     stop_at = random.Random(name).randrange(3 * n_batches - 1)
     stop_epoch, stop_batch = divmod(stop_at, n_batches)
-    interrupted = make_trainer(name, fake_caltech, checkpoint, *TRAIN_OPTS,
+    interrupted = make_trainer(name, fake_caltech, checkpoint, *opts,
                                output_dir=str(tmp_path / "run"))
     step = interrupted.forward_backward
 
@@ -62,7 +66,7 @@ def test_signal_mid_epoch_checkpoints_and_the_resumed_run_ends_identically(
         saved = torch.load(tmp_path / "run" / model / "model.pth.tar-interrupted", weights_only=True)
         assert (saved["epoch"], saved["batch"]) == (stop_epoch, stop_batch + 1)
 
-    resumed = make_trainer(name, fake_caltech, checkpoint, *TRAIN_OPTS,
+    resumed = make_trainer(name, fake_caltech, checkpoint, *opts,
                            output_dir=str(tmp_path / "run"))
     resumed.train()
     assert resumed.start_epoch == stop_epoch
@@ -119,12 +123,13 @@ def _log_lines(text):
     return lines
 
 
-@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "KgCoOp", "E2MIM", "ZeroshotCLIP"])
+@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "KgCoOp", "E2MIM", "ZeroshotCLIP", "MaPLe"])
 def test_same_seed_same_log(tiny_clip, fake_caltech, tmp_path, capsys, name):
     logs = []
     for run in range(2):
         trainer = make_trainer(name, fake_caltech, tiny_clip["tiny-ViT"], *TRAIN_OPTS,
-                               "TRAIN.PRINT_FREQ", "1", output_dir=str(tmp_path / str(run)))
+                               *DEEP_OPTS.get(name, []), "TRAIN.PRINT_FREQ", "1",
+                               output_dir=str(tmp_path / str(run)))
         capsys.readouterr()
         if name == "ZeroshotCLIP":
             trainer.test()

@@ -34,6 +34,9 @@ def protocol_env(tmp_path, tiny_clip):
     return env
 
 
+DEPTH = {"PromptSRC": "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION 2 TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT 2"}
+
+
 def final_accuracy(run_dir):
     with open(osp.join(run_dir, "log.txt")) as f:
         return parse_accuracy(f.read())
@@ -44,8 +47,14 @@ def final_accuracy(run_dir):
     ("cocoop", "CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1"),
     ("kgcoop", "KgCoOp", "vit_b16_ep100_ctxv1"),
     ("e2mim", "E2MIM", "vit_b16_ep50_ctxv1"),
+    # The deep-prompt methods share this path (whole-model checkpoints under upstream's
+    # names); PromptSRC, which also swaps in its GPA model, stands for them (IVLP and MaPLe
+    # ran here too, ~50 s each on the shared machine: not repeated in the suite).
+    ("promptsrc", "PromptSRC", "vit_b16_c2_ep20_batch4_4+4ctx"),
 ])
 def test_base_to_new_scripts_and_table(protocol_env, method, trainer, cfg):
+    if trainer in DEPTH:  # the tiny model has 2 layers per tower
+        protocol_env["EXTRA_OPTS"] += " " + DEPTH[trainer]
     out = protocol_env["OUTPUT"]
     seeds = (1, 2) if method == "coop" else (1,)
     for seed in seeds:
@@ -54,7 +63,9 @@ def test_base_to_new_scripts_and_table(protocol_env, method, trainer, cfg):
     common = f"caltech101/shots_16/{trainer}/{cfg}/seed1"
     train_dir = osp.join(out, "base2new", "train_base", common)
     test_dir = osp.join(out, "base2new", "test_new", common)
-    assert osp.isfile(osp.join(train_dir, "prompt_learner", f"model.pth.tar-{EPOCHS}"))
+    folder = {"IVLP": "VLPromptLearner", "MaPLe": "MultiModalPromptLearner",
+              "PromptSRC": "VLPromptLearner"}.get(trainer, "prompt_learner")  # upstream's names
+    assert osp.isfile(osp.join(train_dir, folder, f"model.pth.tar-{EPOCHS}"))
     if trainer == "E2MIM":  # the critic is checkpointed too (and resumed), not used to test
         assert osp.isfile(osp.join(train_dir, "critic", f"model.pth.tar-{EPOCHS}"))
     base, new = final_accuracy(train_dir), final_accuracy(test_dir)

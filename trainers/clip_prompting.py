@@ -15,6 +15,7 @@ from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
 from runs.errors import ConfigError
 
+from .deep_prompts import encode_image, replace_text_context, run_blocks
 from .defaults import CLASS_TOKEN_POSITIONS
 from .templates import clean_classname, fill_template
 
@@ -89,14 +90,20 @@ class TextEncoder(nn.Module):
             self._eot = (tokenized_prompts, eot, int(eot.max()) + 1)
         return self._eot[1:]
 
-    def forward(self, prompts, tokenized_prompts):
+    def forward(self, prompts, tokenized_prompts, layer_prompts=()):
+        """``layer_prompts``: deep prompts, one per layer (None: none at that layer), which
+        replace the context tokens at the layer's input (trainers/deep_prompts.py)."""
         # The feature of a text is the one at its end-of-text token. The attention
         # mask is causal, so positions after the last end-of-text token cannot
-        # change it: encode only up to there (about 77/10 of the work).
+        # change it: encode only up to there (about 77/10 of the work). Deep prompts
+        # sit before it (positions 1..n_ctx), so this holds for them too.
         eot, length = self.end_of_text(tokenized_prompts)
         x = prompts[..., :length, :] + self.positional_embedding[:length].type(self.dtype)
         x = x.permute(1, 0, 2)  # NLD -> LND
-        x = self.transformer(x)
+        if any(prompt is not None for prompt in layer_prompts):
+            x = run_blocks(self.transformer, x, layer_prompts, replace_text_context)
+        else:
+            x = self.transformer(x)
         x = x.permute(1, 0, 2)  # LND -> NLD
         x = self.ln_final(x).type(self.dtype)
         return x[torch.arange(x.shape[0]), eot] @ self.text_projection
@@ -155,7 +162,7 @@ class PromptLearner(nn.Module):
     """
 
     def __init__(self, classnames, clip_model, n_ctx, ctx_init="", csc=False,
-                 class_token_position="end"):
+                 class_token_position="end", n_ctx_from_words=True):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ConfigError(f"CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}; "
@@ -169,7 +176,10 @@ class PromptLearner(nn.Module):
             # Upstream quirk kept: the context length is the number of words, so
             # an initialisation whose words split into several BPE tokens keeps
             # only the first tokens (and the rest become part of the suffix).
-            n_ctx = len(ctx_init.split(" "))
+            # The deep-prompt methods keep N_CTX instead (n_ctx_from_words=False):
+            # the first N_CTX tokens of the words are learned, the rest stay words.
+            if n_ctx_from_words:
+                n_ctx = len(ctx_init.split(" "))
             with torch.no_grad():
                 embedding = clip_model.token_embedding(tokenize_prompts([ctx_init])).type(dtype)
             ctx_vectors = embedding[0, 1:1 + n_ctx, :]
@@ -280,3 +290,27 @@ class PromptedCLIP(nn.Module):
         finally:
             self._frozen_text_features = None
 
+
+
+class DeepPromptedCLIP(PromptedCLIP):
+    """Frozen CLIP with deep prompts (trainers/deep_prompts.py): a method states which
+    prompts go where in ``text_layer_prompts`` and ``vision_prompts``."""
+
+    def text_layer_prompts(self):
+        """One deep text prompt (n_ctx, width) or None per text layer."""
+        return ()
+
+    def vision_prompts(self):
+        """``(first prompt, per-layer prompts)``, or None for CLIP's own image features."""
+        return None
+
+    def image_features(self, image):
+        prompts = None if image.dim() == 2 else self.vision_prompts()
+        if prompts is None:
+            return super().image_features(image)
+        return normalize(encode_image(self.image_encoder, image.type(self.dtype), *prompts))
+
+    def text_features(self):
+        prompts = self.prompt_learner()
+        return normalize(self.text_encoder(prompts, self.prompt_learner.tokenized_prompts,
+                                           self.text_layer_prompts()))

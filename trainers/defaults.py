@@ -119,3 +119,33 @@ def extend_cfg(cfg):
     # Predict with the soft view, or (1 - ENSEMBLE_WEIGHT) * z_soft + weight * z_hand.
     choice(cfg, "TRAINER.E2MIM.INFERENCE", "soft", ("soft", "ensemble"))
     cfg.TRAINER.E2MIM.ENSEMBLE_WEIGHT = 0.5  # beta of the ensemble rule
+
+    # Deep-prompt methods (docs/DEEP_PROMPTS.md): upstream nodes, keys and defaults.
+    # MaPLe (Khattak et al., CVPR 2023): multi-modal prompts, vision ones coupled to text.
+    cfg.TRAINER.MAPLE = CN()
+    cfg.TRAINER.MAPLE.N_CTX = 2  # context tokens per layer (both towers)
+    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"  # its first N_CTX tokens initialise ctx (N_CTX <= 4)
+    choice(cfg, "TRAINER.MAPLE.PREC", "fp16", PRECISIONS)
+    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9  # J: prompts at the input of layers 0..J-1 (1 = shallow)
+
+    # IVLP (independent vision-language prompting, baseline of MaPLe and PromptSRC).
+    cfg.TRAINER.IVLP = CN()
+    cfg.TRAINER.IVLP.N_CTX_VISION = 2  # vision prompt tokens per layer
+    cfg.TRAINER.IVLP.N_CTX_TEXT = 2  # text context tokens per layer
+    cfg.TRAINER.IVLP.CTX_INIT = "a photo of a"  # text only; used when N_CTX_TEXT <= 4
+    choice(cfg, "TRAINER.IVLP.PREC", "fp16", PRECISIONS)
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9  # 0: no vision prompts
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9  # at least 1
+
+    # PromptSRC (Khattak et al., ICCV 2023): IVLP's prompts, self-regulated.
+    cfg.TRAINER.PROMPTSRC = CN()
+    cfg.TRAINER.PROMPTSRC.N_CTX_VISION = 4
+    cfg.TRAINER.PROMPTSRC.N_CTX_TEXT = 4
+    cfg.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"
+    choice(cfg, "TRAINER.PROMPTSRC.PREC", "fp16", PRECISIONS)
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25  # L1 to the frozen CLIP's text features
+    cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10  # L1 to the frozen CLIP's image features
+    cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15  # Gaussian prompt aggregation over epochs 1..MAX_EPOCH
+    cfg.TRAINER.PROMPTSRC.GPA_STD = 1

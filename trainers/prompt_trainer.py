@@ -36,7 +36,19 @@ CLASS_NAME_BUFFERS = ("token_prefix", "token_suffix", "token_midfix")
 
 class PromptTuningTrainer(TrainerX):
     CONFIG_NODE = None  # e.g. "COOP": the method's options are cfg.TRAINER.COOP
-    LEARNED = "prompt_learner"  # the one registered (trained and saved) module
+    # The one registered (saved) module: an attribute of the model, or "" for the whole
+    # model (upstream's deep-prompt methods save all of CustomCLIP), registered under
+    # MODEL_NAME (default: LEARNED), the folder name of its checkpoints.
+    LEARNED = "prompt_learner"
+    MODEL_NAME = None
+
+    @property
+    def model_name(self):
+        return self.MODEL_NAME or self.LEARNED
+
+    def is_trained(self, name):
+        """Whether the model's parameter ``name`` is learned (all others stay frozen)."""
+        return name.startswith(self.LEARNED + ".")
 
     @property
     def method_cfg(self):
@@ -66,19 +78,20 @@ class PromptTuningTrainer(TrainerX):
         # learner is switched to train mode), so BatchNorm statistics never move.
         print("Turning off gradients in both the image and the text encoder")
         for name, param in self.model.named_parameters():
-            if not name.startswith(self.LEARNED + "."):
+            if not self.is_trained(name):
                 param.requires_grad_(False)
         enabled = sorted(n for n, p in self.model.named_parameters() if p.requires_grad)
         print(f"Parameters to be updated: {enabled}")
 
-        learned = getattr(self.model, self.LEARNED)
+        learned = getattr(self.model, self.LEARNED) if self.LEARNED else self.model
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(learned, cfg.MODEL.INIT_WEIGHTS)
         self.model.to(self.device)
-        # Only the prompt learner is given to the optimizer.
+        # The registered module is given to the optimizer (its frozen parameters get
+        # no gradient, so the optimizer leaves them alone).
         self.optim = build_optimizer(learned, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model(self.LEARNED, learned, self.optim, self.sched)
+        self.register_model(self.model_name, learned, self.optim, self.sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
 
     # ------------------------------------------------------------------ training
@@ -191,13 +204,13 @@ class PromptTuningTrainer(TrainerX):
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         # Only the prompt learner is needed for inference; other registered parts
         # (E2MIM's critic) are for training and may not even fit another class list.
-        for name in [self.LEARNED]:
+        for name in [self.model_name]:
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
             checkpoint = load_checkpoint(model_path)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items()
-                          if k not in CLASS_NAME_BUFFERS}
+                          if not is_class_name_buffer(k)}
             check_fits(self._models[name], state_dict, model_path, self.CONFIG_NODE)
             print(f'Loading weights to {name} from "{model_path}" '
                   f'(epoch = {checkpoint["epoch"]})')
@@ -206,17 +219,24 @@ class PromptTuningTrainer(TrainerX):
             self._models[name].load_state_dict(state_dict, strict=False)
 
 
+def is_class_name_buffer(key):
+    """``token_prefix`` or ``prompt_learner.token_prefix`` (a whole-model checkpoint), ..."""
+    return key.rsplit(".", 1)[-1] in CLASS_NAME_BUFFERS
+
+
 def check_fits(module, state_dict, path, config_node):
     """A checkpoint that does not fit the model says why, in the config's terms."""
     own = module.state_dict()
-    missing = [k for k in own if k not in state_dict and k not in CLASS_NAME_BUFFERS]
+    missing = [k for k in own if k not in state_dict and not is_class_name_buffer(k)]
     if missing:
+        shown = missing if len(missing) <= 8 else missing[:8] + [f"... {len(missing) - 8} more"]
         raise CheckpointError(
-            f"{path} lacks {missing}: it was saved by another method or model "
-            f"(its tensors: {sorted(state_dict)})")
-    ctx = state_dict.get("ctx")
-    if ctx is not None and "ctx" in own and ctx.shape != own["ctx"].shape:
-        want = own["ctx"].shape
+            f"{path} lacks {shown}: it was saved by another method or model "
+            f"(its tensors: {sorted(state_dict)[:20]}{' ...' if len(state_dict) > 20 else ''})")
+    ctx_key = "ctx" if "ctx" in own else "prompt_learner.ctx"
+    ctx = state_dict.get(ctx_key)
+    if ctx is not None and ctx_key in own and ctx.shape != own[ctx_key].shape:
+        want = own[ctx_key].shape
         key = f"TRAINER.{config_node}"
         if ctx.shape[-1] != want[-1]:
             reason = (f"its context vectors have width {ctx.shape[-1]}, this backbone's "

@@ -1,0 +1,100 @@
+"""IVLP: independent deep vision and language prompts (the baseline of MaPLe, Khattak et
+al., CVPR 2023, arXiv 2210.03117, and of PromptSRC): learned text context at the input of
+the first PROMPT_DEPTH_TEXT text layers, learned tokens appended to the patch tokens of
+the first PROMPT_DEPTH_VISION vision layers; cross-entropy. docs/DEEP_PROMPTS.md."""
+from dassl.engine import TRAINER_REGISTRY
+from runs.errors import ConfigError
+
+from .clip_prompting import DeepPromptedCLIP, PromptLearner
+from .deep_prompts import (
+    add_layer_prompts,
+    as_upstream_fp16,
+    attached_layer_prompts,
+    check_deep_prompting,
+    new_prompt,
+)
+from .prompt_trainer import PromptTuningTrainer
+
+
+def upstream_prompt_learner(classnames, clip_model, n_ctx, ctx_init):
+    """The text prompt learner of MaPLe, IVLP and PromptSRC: CoOp's, except that CTX_INIT
+    is used only when N_CTX <= 4, and then its first N_CTX tokens are learned (the rest
+    stay words of the prompt: N_CTX 2 learns "a photo" of "a photo of a {class}.")."""
+    return PromptLearner(classnames, clip_model, n_ctx, ctx_init if n_ctx <= 4 else "",
+                         n_ctx_from_words=False)
+
+
+def check_deep_cfg(cfg, node, depth_keys):
+    """Settings every deep-prompt method refuses before any work."""
+    for key in depth_keys:
+        if cfg.TRAINER[node][key] < 0:
+            raise ConfigError(f"TRAINER.{node}.{key} must be 0 or more; got {cfg.TRAINER[node][key]}")
+    if cfg.TRAIN.FEATURE_CACHE.ENABLED:
+        raise ConfigError("TRAIN.FEATURE_CACHE caches CLIP's image features, but deep vision "
+                          "prompts change them at every step: set TRAIN.FEATURE_CACHE.ENABLED False")
+
+
+def is_upstream_prompt(name):
+    """Upstream's rule for the learned parameters of the whole model: the prompt learner's
+    and the attached ``VPT`` prompts."""
+    return name.startswith("prompt_learner.") or "VPT" in name
+
+
+class IndependentPromptedCLIP(DeepPromptedCLIP):
+    """Frozen CLIP with IVLP's prompts, attached to the towers under upstream's names."""
+
+    def __init__(self, clip_model, prompt_learner, n_ctx_vision, depth_vision, depth_text):
+        visual = clip_model.visual
+        if depth_vision > 0:
+            # Upstream draws VPT while building its modified ViT; the draw order differs here
+            # (docs/DEEP_PROMPTS.md: the values of a seed differ, the distribution does not).
+            visual.VPT = new_prompt(n_ctx_vision, visual.transformer.width)
+            add_layer_prompts(visual.transformer, n_ctx_vision, depth_vision)
+        add_layer_prompts(clip_model.transformer, prompt_learner.n_ctx, depth_text)
+        super().__init__(clip_model, prompt_learner)
+
+    def text_layer_prompts(self):
+        return attached_layer_prompts(self.text_encoder.transformer, self.dtype)
+
+    def vision_prompts(self):
+        visual = self.image_encoder
+        if not hasattr(visual, "VPT"):
+            return None
+        return (as_upstream_fp16(visual.VPT, self.dtype),
+                attached_layer_prompts(visual.transformer, self.dtype))
+
+
+@TRAINER_REGISTRY.register()
+class IVLP(PromptTuningTrainer):
+    CONFIG_NODE = "IVLP"
+    LEARNED = ""  # upstream registers (and saves) the whole model
+    MODEL_NAME = "VLPromptLearner"
+
+    def is_trained(self, name):
+        return is_upstream_prompt(name)
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        options = cfg.TRAINER[self.CONFIG_NODE]
+        check_deep_cfg(cfg, self.CONFIG_NODE, ["PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT"])
+        if options.PROMPT_DEPTH_TEXT < 1:
+            raise ConfigError(f"TRAINER.{self.CONFIG_NODE}.PROMPT_DEPTH_TEXT must be at least 1 "
+                              f"(the text context is layer 0's prompt); got {options.PROMPT_DEPTH_TEXT}")
+        if options.PROMPT_DEPTH_VISION > 0 and options.N_CTX_VISION < 1:
+            raise ConfigError(f"TRAINER.{self.CONFIG_NODE}.N_CTX_VISION must be at least 1 when "
+                              f"PROMPT_DEPTH_VISION is {options.PROMPT_DEPTH_VISION}")
+
+    def build_custom_clip(self, clip_model):
+        options = self.method_cfg
+        node = f"TRAINER.{self.CONFIG_NODE}"
+        check_deep_prompting(clip_model, self.cfg.MODEL.BACKBONE.NAME,
+                             [(f"{node}.PROMPT_DEPTH_VISION", options.PROMPT_DEPTH_VISION)],
+                             [(f"{node}.PROMPT_DEPTH_TEXT", options.PROMPT_DEPTH_TEXT)])
+        prompt_learner = upstream_prompt_learner(self.dm.dataset.classnames, clip_model,
+                                                 options.N_CTX_TEXT, options.CTX_INIT)
+        return IndependentPromptedCLIP(clip_model, prompt_learner, options.N_CTX_VISION,
+                                       options.PROMPT_DEPTH_VISION, options.PROMPT_DEPTH_TEXT)
+
+    def compute_loss(self, image, label):
+        # Upstream logs the loss only (no training accuracy).
+        return {"loss": super().compute_loss(image, label)["loss"]}
