@@ -66,6 +66,7 @@ CONFIGS = {
     "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
     "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
     "E2MIM": "configs/trainers/E2MIM/vit_b16_ep50_ctxv1.yaml",
+    "ProGrad": "configs/trainers/ProGrad/rn50_ep100.yaml",
 }
 
 
