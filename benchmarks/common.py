@@ -32,6 +32,7 @@ METHOD_CONFIGS = {
     "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
     "KgCoOp": "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
     "E2MIM": "configs/trainers/E2MIM/vit_b16_ep50_ctxv1.yaml",
+    "ProGrad": "configs/trainers/ProGrad/rn50_ep100.yaml",  # its published file (backbone set here)
 }
 
 TINY_BACKBONE = "SynthCLIP-RN"  # shipped with the repository (clip/weights/)
@@ -114,7 +115,7 @@ def build_trainer(method, backbone, workdir, world, opts=(), device="cpu", prec=
 
     root, world_opts = world
     size = input_size(backbone)
-    node = {"ZeroshotCLIP": "COOP"}.get(method, method.upper())
+    node = {"ZeroshotCLIP": "COOP", "ProGrad": "COOP"}.get(method, method.upper())
     args = train.build_parser().parse_args([
         "--root", root, "--seed", "1", "--trainer", method,
         "--dataset-config-file", osp.join(REPO, "configs/datasets/synthworld.yaml"),

@@ -146,7 +146,9 @@ class ProGrad(PromptTuningTrainer):
         if self.precision == "fp32" or image.dim() == 2:
             features = image_features
         else:
-            encoder = self.zero_shot_image_encoder or self.model.image_encoder
+            encoder = self.zero_shot_image_encoder
+            if encoder is None:
+                encoder = self.model.image_encoder
             with torch.autocast("cuda", enabled=False):
                 features = normalize(encoder(image.float()))
         return self.zero_shot_logit_scale * features @ self.model.hand_crafted_text_features.t()
