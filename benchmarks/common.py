@@ -35,6 +35,7 @@ METHOD_CONFIGS = {
     "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
     "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "ProGrad": "configs/trainers/ProGrad/rn50_ep100.yaml",  # its published file (backbone set here)
 }
 
 TINY_BACKBONE = "SynthCLIP-RN"  # shipped with the repository (clip/weights/)
@@ -117,7 +118,7 @@ def build_trainer(method, backbone, workdir, world, opts=(), device="cpu", prec=
 
     root, world_opts = world
     size = input_size(backbone)
-    node = {"ZeroshotCLIP": "COOP"}.get(method, method.upper())
+    node = {"ZeroshotCLIP": "COOP", "ProGrad": "COOP"}.get(method, method.upper())
     args = train.build_parser().parse_args([
         "--root", root, "--seed", "1", "--trainer", method,
         "--dataset-config-file", osp.join(REPO, "configs/datasets/synthworld.yaml"),

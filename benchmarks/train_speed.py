@@ -10,8 +10,9 @@ the table gives the median ms per image with its range:
 
 - ``ZeroshotCLIP``: inference only (the floor: one image-encoder forward);
 - ``CoOp``, ``KgCoOp``, ``E2MIM/feature`` (feature-level Mixup), ``E2MIM/image``
-  (pixel-level Mixup: a second image-encoder forward): one step at the shared
-  batch size; ``CoCoOp/batch1`` (its published setting) and ``CoCoOp/batch4``;
+  (pixel-level Mixup: a second image-encoder forward), ``ProGrad`` (two backward
+  passes through the text encoder, the teacher reusing the fp32 image features): one
+  step at the shared batch size; ``CoCoOp/batch1`` (its published setting) and ``CoCoOp/batch4``;
 - ``IVLP``, ``MaPLe``, ``PromptSRC``: one step of the deep-prompt methods at the
   shared batch size, on ViT backbones only (the prompt depth capped at the layers);
 - ``<case>/cached``: the same step on cached image features (TRAIN.FEATURE_CACHE);
@@ -55,12 +56,13 @@ STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for th
     "KgCoOp": ("KgCoOp", [], None),
     "E2MIM/feature": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "feature"], None),
     "E2MIM/image": ("E2MIM", ["TRAINER.E2MIM.MIXUP_LEVEL", "image"], None),
+    "ProGrad": ("ProGrad", [], None),
     "IVLP": ("IVLP", [], None),
     "MaPLe": ("MaPLe", [], None),
     "PromptSRC": ("PromptSRC", [], None),
 }
 DEEP_PROMPT_METHODS = ("IVLP", "MaPLe", "PromptSRC")  # ViT backbones only (skipped on a ResNet)
-CACHEABLE = ("CoOp", "CoCoOp/batch4", "KgCoOp", "E2MIM/feature")
+CACHEABLE = ("CoOp", "CoCoOp/batch4", "KgCoOp", "E2MIM/feature", "ProGrad")
 EPOCH_METHODS = ("CoOp", "E2MIM/feature")
 
 

@@ -49,6 +49,10 @@ def check_context(options, key):
     one-token class name, the full stop and EOS (the class names are checked once
     they are known, by the prompt learner)."""
     most = CONTEXT_LENGTH - 4
+    if isinstance(options.CTX_INIT, bool) and options.CTX_INIT:
+        raise ConfigError(f"{key}.CTX_INIT takes the initial words (e.g. \"a photo of a\"); "
+                          "True is ProGrad's setting (its context starts from the dataset's "
+                          "template): use --trainer ProGrad, or give the words")
     if options.CTX_INIT:
         words = len(options.CTX_INIT.replace("_", " ").split(" "))
         if words > most:

@@ -69,6 +69,7 @@ CONFIGS = {
     "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
     "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "ProGrad": "configs/trainers/ProGrad/rn50_ep100.yaml",
 }
 
 

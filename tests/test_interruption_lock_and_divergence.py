@@ -33,7 +33,7 @@ def _assert_same_state(a, b):
                 a[name][key].isnan().all() and b[name][key].isnan().all()), (name, key)
 
 
-@pytest.mark.parametrize("name", ["CoOp", "E2MIM", "PromptSRC"])
+@pytest.mark.parametrize("name", ["CoOp", "E2MIM", "PromptSRC", "ProGrad"])
 def test_signal_mid_epoch_checkpoints_and_the_resumed_run_ends_identically(
         tiny_clip, fake_caltech, tmp_path, name):
     checkpoint = tiny_clip["tiny-ViT"]
@@ -123,7 +123,7 @@ def _log_lines(text):
     return lines
 
 
-@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "KgCoOp", "E2MIM", "ZeroshotCLIP", "MaPLe"])
+@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "KgCoOp", "E2MIM", "ProGrad", "ZeroshotCLIP", "MaPLe"])
 def test_same_seed_same_log(tiny_clip, fake_caltech, tmp_path, capsys, name):
     logs = []
     for run in range(2):

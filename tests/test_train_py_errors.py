@@ -113,6 +113,11 @@ def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
     ("E2MIM", ["TRAINER.E2MIM.ESTIMATOR", "mine"], "TRAINER.E2MIM.ESTIMATOR must be one of"),
     ("E2MIM", ["TRAINER.E2MIM.INFERENCE", "max"], "TRAINER.E2MIM.INFERENCE must be one of soft, "
                                                   "ensemble; got 'max'"),
+    ("ProGrad", ["LOSS.NAME", ""], "ProGrad's objective is LOSS.NAME \"prograd\""),
+    ("ProGrad", ["TRAINER.COOP.N_CTX", "3"], "from the template words 'a photo of a' (4 words): "
+                                             "TRAINER.COOP.N_CTX must be at least 4; got 3"),
+    ("ProGrad", ["LOSS.T", "0.0"], "LOSS.T (the distillation temperature) must be positive"),
+    ("CoOp", ["TRAINER.COOP.CTX_INIT", "True"], "True is ProGrad's setting"),
     ("E2MIM", ["DATALOADER.TRAIN_X.BATCH_SIZE", "1"], "TRAINER.E2MIM.W_MI > 0 needs "
                                                       "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
 ])

@@ -269,7 +269,7 @@ def upstream_checkpoint(folder, state_dict, epoch):
     return path
 
 
-@pytest.mark.parametrize("name", ["CoOp", "CoCoOp"])
+@pytest.mark.parametrize("name", ["CoOp", "CoCoOp", "ProGrad"])
 def test_upstream_checkpoint_loads_and_ours_has_upstream_keys(tiny_clip, fake_caltech, tmp_path,
                                                               name):
     trainer = make_trainer(name, fake_caltech, tiny_clip["tiny-ViT"], output_dir=str(tmp_path / "a"))

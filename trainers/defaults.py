@@ -69,7 +69,10 @@ def extend_cfg(cfg):
     cfg.TRAINER.COOP = CN()
     cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
     cfg.TRAINER.COOP.CSC = False  # class-specific context
-    cfg.TRAINER.COOP.CTX_INIT = ""  # initialisation words
+    # Initialisation words ("" or None: random). None, not "", so that ProGrad's
+    # published files, which share this node and set CTX_INIT: True, merge (yacs lets
+    # a None default take any type); CoOp refuses True (runs/config_checks.py).
+    cfg.TRAINER.COOP.CTX_INIT = None
     choice(cfg, "TRAINER.COOP.PREC", "fp16", PRECISIONS)
     choice(cfg, "TRAINER.COOP.CLASS_TOKEN_POSITION", "end", CLASS_TOKEN_POSITIONS)
 
@@ -88,6 +91,14 @@ def extend_cfg(cfg):
     cfg.TRAINER.KGCOOP.CTX_INIT = ""
     cfg.TRAINER.KGCOOP.W = 8.0  # weight of the knowledge-guidance term (published: 8.0)
     choice(cfg, "TRAINER.KGCOOP.PREC", "fp16", PRECISIONS)
+
+    # ProGrad (Zhu et al., ICCV 2023): upstream reads TRAINER.COOP (N_CTX, CSC,
+    # CLASS_TOKEN_POSITION, PREC; CTX_INIT True = start from the dataset's template)
+    # and this LOSS node of its Dassl fork, so that its published files merge unchanged.
+    cfg.LOSS = CN()
+    choice(cfg, "LOSS.NAME", "", ("", "prograd"))  # ProGrad needs "prograd", as upstream
+    cfg.LOSS.T = 1.0  # temperature of the distillation term
+    cfg.LOSS.LAMBDA = 1.0  # how much of a conflicting component is removed (published 1.0)
 
     # E2MIM (Zhang, arXiv 2410.03189): keys and defaults of docs/E2MIM.md.
     cfg.TRAINER.E2MIM = CN()

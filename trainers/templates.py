@@ -28,6 +28,18 @@ CUSTOM_TEMPLATES = {
 # its hand-crafted anchor features (and so its published numbers) use it.
 KGCOOP_TEMPLATES = {**CUSTOM_TEMPLATES, "DescribableTextures": "a photo of a {}, a type of texture."}
 
+# Upstream ProGrad's copy of the table: five entries reordered so that each ends with
+# words that can start a prompt ("a type of pet, a photo of a {}."). ProGrad starts
+# its context from the template without " {}." and its zero-shot teacher uses it.
+PROGRAD_TEMPLATES = {
+    **CUSTOM_TEMPLATES,
+    "OxfordPets": "a type of pet, a photo of a {}.",
+    "OxfordFlowers": "a type of flower, a photo of a {}.",
+    "FGVCAircraft": "a type of aircraft, a photo of a {}.",
+    "DescribableTextures": "a texture of {}.",
+    "Food101": "a type of food, a photo of {}.",
+}
+
 # The 80 templates of CLIP's ImageNet prompt-engineering notebook (OpenAI,
 # MIT licence), in the notebook's order; data, copied as published.
 IMAGENET_TEMPLATES = [

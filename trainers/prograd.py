@@ -1,0 +1,175 @@
+"""ProGrad: Prompt-aligned Gradient (Zhu et al., "Prompt-aligned Gradient for Prompt
+Tuning", ICCV 2023, arXiv 2205.14865): CoOp, updated only along directions that do not
+conflict with the zero-shot CLIP's knowledge.
+
+Per step, with student logits ``s``, zero-shot CLIP logits ``z`` and temperature ``T``::
+
+    L_ce = CE(s, y)
+    L_kl = T^2 * mean_batch sum_classes -softmax(z / T) * log_softmax(s / T)
+
+(upstream's "kl_loss": the cross-entropy to the teacher's softened probabilities, KL up
+to a constant). For every learned parameter, with ``g_ce`` and ``g_kl`` the gradients of
+the two terms and ``u = g_kl / |g_kl|``::
+
+    g = g_ce - LAMBDA * (g_ce . u) u    if cos(g_ce, g_kl) < 0,    else g = g_ce
+
+and the optimizer steps along ``g``. Config as upstream: ``TRAINER.COOP`` (N_CTX, CSC,
+CLASS_TOKEN_POSITION, PREC; ``CTX_INIT: True`` starts the context from the dataset's
+template) and ``LOSS`` (NAME "prograd", T, LAMBDA).
+"""
+import torch
+from torch.nn import functional as F
+
+from dassl.engine import TRAINER_REGISTRY
+from runs.errors import ConfigError
+
+from .clip_prompting import (
+    CONTEXT_LENGTH,
+    PromptedCLIP,
+    PromptLearner,
+    load_clip_to_cpu,
+    normalize,
+    tokenize_prompts,
+)
+from .prompt_trainer import PromptTuningTrainer
+from .templates import PROGRAD_TEMPLATES, dataset_template, fill_template
+
+
+def prograd_losses(logits, zero_shot_logits, label, temperature):
+    """(L_ce, L_kl) of the module docstring."""
+    teacher = F.softmax(zero_shot_logits / temperature, dim=-1)
+    soft_ce = -teacher * F.log_softmax(logits / temperature, dim=-1) * temperature * temperature
+    return F.cross_entropy(logits, label), soft_ce.sum(1).mean()
+
+
+def prograd_direction(ce_grad, kl_grad, lambda_):
+    """The gradient ProGrad steps along, for one parameter (module docstring). Upstream's
+    operations in its order (unit vectors, then the dot product of their flattenings);
+    ``where`` instead of a Python ``if`` keeps a GPU step free of a sync, and picks
+    ``ce_grad`` when the cosine is NaN (a zero gradient), as upstream's ``if`` does."""
+    kl_unit = kl_grad / torch.linalg.norm(kl_grad)
+    ce_unit = ce_grad / torch.linalg.norm(ce_grad)
+    conflict = torch.dot(ce_unit.flatten(), kl_unit.flatten()) < 0
+    projected = ce_grad - lambda_ * torch.dot(ce_grad.flatten(), kl_unit.flatten()) * kl_unit
+    return torch.where(conflict, projected, ce_grad)
+
+
+def template_prompt_learner(classnames, clip_model, n_ctx, template, class_token_position):
+    """ProGrad's ``CTX_INIT: True`` context: the template's words before the class name
+    (e.g. "a type of pet, a photo of a") in the *last* context vectors, zeros before them.
+    Upstream quirk kept, as in CoOp: words are counted, not BPE tokens, so "pet," (two
+    tokens) pushes the template's last token into the fixed suffix."""
+    if not template.endswith(" {}."):
+        raise ConfigError(f"ProGrad starts its context from the words before ' {{}}.' in the "
+                          f"dataset's template; {template!r} has none (trainers/templates.py)")
+    words = template[:-len(" {}.")].replace("_", " ")
+    n_words = len(words.split(" "))
+    if n_ctx < n_words:
+        raise ConfigError(f"ProGrad starts its context from the template words {words!r} "
+                          f"({n_words} words): TRAINER.COOP.N_CTX must be at least {n_words}; "
+                          f"got {n_ctx}")
+    # The prompt text upstream tokenizes: "X" for each free vector, then the words.
+    # PromptLearner takes the embeddings of its first n_ctx tokens as the context; the
+    # "X" rows are then zeroed (upstream: torch.zeros with the words written at the end).
+    prompt_learner = PromptLearner(classnames, clip_model, n_ctx,
+                                   ctx_init=" ".join(["X"] * (n_ctx - n_words) + [words]),
+                                   class_token_position=class_token_position)
+    with torch.no_grad():
+        prompt_learner.ctx[:n_ctx - n_words] = 0
+    return prompt_learner
+
+
+@TRAINER_REGISTRY.register()
+class ProGrad(PromptTuningTrainer):
+    CONFIG_NODE = "COOP"  # upstream's: ProGrad is configured as CoOp plus LOSS
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        options = cfg.TRAINER.COOP
+        if cfg.LOSS.NAME != "prograd":
+            raise ConfigError(f"ProGrad's objective is LOSS.NAME \"prograd\" (set by its "
+                              f"published configs, configs/trainers/ProGrad/); got "
+                              f"{cfg.LOSS.NAME!r}")
+        if options.CTX_INIT not in (True, False, None, ""):
+            raise ConfigError(
+                f"for ProGrad TRAINER.COOP.CTX_INIT is True (the context starts from the "
+                f"dataset's template, trainers/templates.py PROGRAD_TEMPLATES) or False "
+                f"(random); got the words {options.CTX_INIT!r}")
+        most = CONTEXT_LENGTH - 4
+        if not 1 <= options.N_CTX <= most:
+            raise ConfigError(f"TRAINER.COOP.N_CTX must be between 1 and {most} (CLIP's context "
+                              f"holds {CONTEXT_LENGTH} tokens with SOS, class name, '.' and EOS); "
+                              f"got {options.N_CTX}")
+        if cfg.LOSS.T <= 0:
+            raise ConfigError(f"LOSS.T (the distillation temperature) must be positive; "
+                              f"got {cfg.LOSS.T}")
+
+    def build_custom_clip(self, clip_model):
+        cfg, options = self.cfg, self.method_cfg
+        classnames = self.dm.dataset.classnames
+        template = dataset_template(cfg.DATASET.NAME, PROGRAD_TEMPLATES)
+
+        # The teacher, as upstream's zs_clip: a second CLIP, in fp32 whatever PREC is,
+        # built here (between the student's CLIP and the prompt learner: building it
+        # draws from the RNG, so seeded runs keep upstream's later draws). Its text
+        # features: the dataset's template, tokenized to all 77 positions and encoded once
+        # on the CPU, as upstream does before moving the teacher to the GPU.
+        print("Building zeroshot CLIP")
+        teacher = load_clip_to_cpu(cfg).float()
+        prompts = fill_template(template, classnames)
+        print(f"Prompts: {prompts}")
+        with torch.no_grad():
+            zero_shot_text = normalize(teacher.encode_text(tokenize_prompts(prompts)))
+        self.zero_shot_logit_scale = teacher.logit_scale.exp().item()
+        # Teacher image features: in fp32 the student's frozen image encoder is the same
+        # fp32 tower on the same input, so its features are reused (one encoder pass).
+        # Under amp the same weights run outside autocast; under fp16 the teacher keeps
+        # its own fp32 image tower (the only extra copy, as upstream).
+        self.zero_shot_image_encoder = teacher.visual.to(self.device) \
+            if self.precision == "fp16" else None
+        if cfg.TRAIN.FEATURE_CACHE.ENABLED and self.precision != "fp32":
+            raise ConfigError(f"TRAIN.FEATURE_CACHE with ProGrad needs TRAINER.COOP.PREC fp32: "
+                              f"the cache holds {self.precision} image features, and the "
+                              f"zero-shot teacher encodes images in fp32")
+
+        if options.CTX_INIT:
+            prompt_learner = template_prompt_learner(classnames, clip_model, options.N_CTX,
+                                                     template, options.CLASS_TOKEN_POSITION)
+        else:
+            prompt_learner = PromptLearner(classnames, clip_model, n_ctx=options.N_CTX,
+                                           csc=options.CSC,
+                                           class_token_position=options.CLASS_TOKEN_POSITION)
+        return PromptedCLIP(clip_model, prompt_learner, zero_shot_text)
+
+    def zero_shot_logits(self, image, image_features):
+        """The teacher's logits: fp32 zero-shot CLIP with the dataset's template."""
+        if self.precision == "fp32" or image.dim() == 2:
+            features = image_features
+        else:
+            encoder = self.zero_shot_image_encoder
+            if encoder is None:
+                encoder = self.model.image_encoder
+            with torch.autocast("cuda", enabled=False):
+                features = normalize(encoder(image.float()))
+        return self.zero_shot_logit_scale * features @ self.model.hand_crafted_text_features.t()
+
+    def compute_loss(self, image, label):
+        image_features = self.model.image_features(image)
+        logits = self.model.logits(image_features, self.model.text_features())
+        with torch.no_grad():
+            zero_shot = self.zero_shot_logits(image, image_features)
+        ce, kl = prograd_losses(logits, zero_shot, label, self.cfg.LOSS.T)
+        # "loss" is the objective descended (CE), "kl_loss" only steers its direction.
+        return {"loss": ce, "logits": logits, "kl_loss": kl}
+
+    def backward(self, terms):
+        """Both gradients, then the projection (upstream's prograd_backward_and_update).
+        Under amp both are scaled by the same factor: the projection commutes with it."""
+        learned = list(getattr(self.model, self.LEARNED).parameters())
+        self.scaled(terms["kl_loss"]).backward(retain_graph=True)
+        kl_grads = [p.grad.clone() for p in learned]
+        self.model_zero_grad()
+        self.scaled(terms["loss"]).backward()
+        with torch.no_grad():
+            for p, kl_grad in zip(learned, kl_grads):
+                p.grad = prograd_direction(p.grad, kl_grad, self.cfg.LOSS.LAMBDA)
