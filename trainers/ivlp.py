@@ -40,6 +40,15 @@ def is_upstream_prompt(name):
     return name.startswith("prompt_learner.") or "VPT" in name
 
 
+class UpstreamRegisteredTrainer(PromptTuningTrainer):
+    """A deep-prompt method registered as upstream registers it: the whole model, saved
+    under ``MODEL_NAME``, of which only the prompts are trained."""
+    LEARNED = ""
+
+    def is_trained(self, name):
+        return is_upstream_prompt(name)
+
+
 class IndependentPromptedCLIP(DeepPromptedCLIP):
     """Frozen CLIP with IVLP's prompts, attached to the towers under upstream's names."""
 
@@ -65,13 +74,9 @@ class IndependentPromptedCLIP(DeepPromptedCLIP):
 
 
 @TRAINER_REGISTRY.register()
-class IVLP(PromptTuningTrainer):
+class IVLP(UpstreamRegisteredTrainer):
     CONFIG_NODE = "IVLP"
-    LEARNED = ""  # upstream registers (and saves) the whole model
     MODEL_NAME = "VLPromptLearner"
-
-    def is_trained(self, name):
-        return is_upstream_prompt(name)
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)

@@ -19,8 +19,7 @@ from runs.errors import ConfigError
 
 from .clip_prompting import DeepPromptedCLIP
 from .deep_prompts import as_upstream_fp16, check_deep_prompting
-from .ivlp import check_deep_cfg, is_upstream_prompt, upstream_prompt_learner
-from .prompt_trainer import PromptTuningTrainer
+from .ivlp import UpstreamRegisteredTrainer, check_deep_cfg, upstream_prompt_learner
 
 
 class MultiModalPromptLearner(nn.Module):
@@ -75,13 +74,9 @@ class MultiModalPromptedCLIP(DeepPromptedCLIP):
 
 
 @TRAINER_REGISTRY.register()
-class MaPLe(PromptTuningTrainer):
+class MaPLe(UpstreamRegisteredTrainer):
     CONFIG_NODE = "MAPLE"
-    LEARNED = ""  # upstream registers (and saves) the whole model
     MODEL_NAME = "MultiModalPromptLearner"
-
-    def is_trained(self, name):
-        return is_upstream_prompt(name)
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
