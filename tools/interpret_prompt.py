@@ -54,7 +54,7 @@ def interpret(run_dir, topk=3, epoch=None):
     if "ctx" not in state:
         raise SystemExit(f"interpret_prompt.py: error: {path} holds no learned context 'ctx' "
                          f"(its tensors: {sorted(state)})")
-    embedding = clip._read_state_dict(resolve_backbone(cfg.MODEL.BACKBONE.NAME))
+    embedding = clip.read_state_dict(resolve_backbone(cfg.MODEL.BACKBONE.NAME))
     decoder = SimpleTokenizer().decoder
     rows = []
     for cls, position, rank, token, distance in nearest_tokens(

@@ -1,15 +1,18 @@
 """E2MIM (Zhang, "Generalizable Prompt Tuning for Vision-Language Models", arXiv 2410.03189).
 
 Soft prompts (CoOp's context) and hand-crafted prompts are two views of the text
-modality; a learnable critic estimates the mutual information between the class
-probabilities the two views give for the same image, on original and class-wise
-mixed samples, and the prompt and the critic both maximise it:
+modality; a learnable critic estimates the mutual information between the two
+views, and the prompt and the critic both maximise it; class-wise visual Mixup adds
+mixed samples with soft targets:
 
-    L = CE(z_s(v), y) + W_MIX * softCE(z_s(v_mix), y_mix) - W_MI * I(p_s; p_h)
+    L = CE(z_s(v), y) + W_MIX * softCE(z_s(v_mix), y_mix) - W_MI * I(view_s; view_h)
 
-The specification is the project's docs/E2MIM.md; every open choice is a
-``TRAINER.E2MIM`` key. The critic is its own registered model (own optimizer and
-scheduler; checkpointed and resumed) and is not used, nor loaded, for inference.
+``VIEWS`` says what the two views are for the MI: each sample's class probabilities
+under either prompt (``probabilities``: original and mixed samples), or the classes'
+text features (``text_features``: class c's soft and hand-crafted features are a
+joint pair). The specification is the project's docs/E2MIM.md; every open choice is
+a ``TRAINER.E2MIM`` key. The critic is its own registered model (its own optimiser at
+a constant rate; checkpointed and resumed) and is not used, nor loaded, for inference.
 """
 import warnings
 
