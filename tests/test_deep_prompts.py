@@ -21,7 +21,7 @@ DEPTH2 = {"IVLP": ["TRAINER.IVLP.PROMPT_DEPTH_VISION", "2", "TRAINER.IVLP.PROMPT
 
 
 def reference_clip(path):
-    return openai_clip().model.build_model(torch.load(path)).float().eval()
+    return openai_clip().model.build_model(torch.load(path, weights_only=True)).float().eval()
 
 
 def images(n, seed=0):
@@ -142,7 +142,8 @@ def test_promptsrc_final_model_is_the_gpa_sum_and_its_loss_the_formula(tiny_clip
     trainer.aggregate_epoch = record_then_aggregate
     trainer.train()
     w = gpa_weights(2, 1, 2)
-    saved = torch.load(tmp_path / "run" / "VLPromptLearner" / "model.pth.tar-2")["state_dict"]
+    saved = torch.load(tmp_path / "run" / "VLPromptLearner" / "model.pth.tar-2",
+                       weights_only=True)["state_dict"]
     for key in ("prompt_learner.ctx", "image_encoder.VPT",
                 "text_encoder.transformer.resblocks.1.VPT_shallow"):
         expected = states[0][key] * w[0] + states[1][key] * w[1]
@@ -169,7 +170,7 @@ def whole_model_keys(clip_file, prompt_keys, zero_shot=False):
     """The state-dict keys of upstream's CustomCLIP, from OpenAI's keys: the towers as
     image_encoder / text_encoder (no token embedding), logit_scale, the prompt keys."""
     keys = set(prompt_keys)
-    for key in torch.load(clip_file):
+    for key in torch.load(clip_file, weights_only=True):
         if key.startswith("visual."):
             keys.add("image_encoder." + key[len("visual."):])
             if zero_shot:
@@ -220,7 +221,7 @@ def test_upstream_checkpoint_loads_and_ours_has_upstream_keys(tiny_clip, fake_ca
     assert loaded["prompt_learner.token_prefix"].shape[0] == 4  # rebuilt for this run's classes
 
     trainer.save_model(0, str(tmp_path / "ours"))
-    saved = torch.load(tmp_path / "ours" / folder / "model.pth.tar-1")
+    saved = torch.load(tmp_path / "ours" / folder / "model.pth.tar-1", weights_only=True)
     assert set(saved["state_dict"]) == keys
     assert {"state_dict", "epoch", "optimizer", "scheduler", "val_result"} <= set(saved)
     for key, shape in trainable.items():

@@ -118,7 +118,7 @@ def test_resumed_run_with_cache_ends_as_an_uninterrupted_one(tiny_clip, fake_cal
 
 @pytest.mark.parametrize("opts, message", [
     (["TRAINER.E2MIM.MIXUP_LEVEL", "image"], "MIXUP_LEVEL image"),
-    (["TRAIN.FEATURE_CACHE.AUGMENTATIONS", "0"], "VIEWS must be >= 1"),
+    (["TRAIN.FEATURE_CACHE.AUGMENTATIONS", "0"], "AUGMENTATIONS must be >= 1"),
 ])
 def test_cache_refused_where_it_would_change_the_method(tiny_clip, fake_caltech, opts, message):
     with pytest.raises(ConfigError, match=message):

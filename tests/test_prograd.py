@@ -131,7 +131,7 @@ def test_train_eval_base_and_new_and_an_upstream_checkpoint_through_train_py(
     run = str(tmp_path / "base")
     _main(common + ["--output-dir", run, *tiny, "OPTIM.MAX_EPOCH", 2, "OPTIM.LR", 0.5,
                     "DATALOADER.TRAIN_X.BATCH_SIZE", 2, "DATASET.SUBSAMPLE_CLASSES", "base"])
-    saved = torch.load(osp.join(run, "prompt_learner", "model.pth.tar-2"))
+    saved = torch.load(osp.join(run, "prompt_learner", "model.pth.tar-2"), weights_only=True)
     assert set(saved["state_dict"]) == {"ctx", "token_prefix", "token_suffix"}  # upstream's keys
     assert saved["state_dict"]["token_suffix"].shape == (2, 77 - 1 - 16, 64)
     for sub in ("base", "new"):

@@ -169,7 +169,7 @@ def test_kgcoop_loss_is_ce_plus_w_times_one_minus_mean_cosine(tiny_clip, fake_ca
 def openai_fp16_teacher(path, classnames):
     """Upstream KgCoOp's teacher with OpenAI's code: the released fp16 weights, all 77
     positions, normalised twice (at creation and in the step)."""
-    reference = openai_clip().model.build_model(torch.load(path)).eval()
+    reference = openai_clip().model.build_model(torch.load(path, weights_only=True)).eval()
     with torch.no_grad():
         features = reference.encode_text(openai_clip().tokenize(
             [f"a photo of a {name.replace('_', ' ')}." for name in classnames]))

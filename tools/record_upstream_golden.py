@@ -148,7 +148,7 @@ def fingerprints(root, clip_path):
             images.update(osp.relpath(path, root).encode())
             images.update(np.asarray(Image.open(path).convert("RGB")).tobytes())
     weights = hashlib.sha256()
-    for key, value in sorted(torch.load(clip_path).items()):
+    for key, value in sorted(torch.load(clip_path, weights_only=True).items()):
         weights.update(key.encode())
         weights.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return {"images_sha256": images.hexdigest(), "clip_sha256": weights.hexdigest()}
@@ -190,7 +190,7 @@ def loss_line(line):
 def read_run(stdout, output_dir, learned):
     """What a run leaves that golden tests compare: each training step's printed line
     without timings, the final test accuracy, and the learned tensors after each epoch."""
-    import torch
+    from dassl.utils import load_checkpoint
 
     lines = [line for line in map(loss_line, stdout.splitlines()) if line]
     accuracies = [float(line.split(":")[1].strip().rstrip("%"))
@@ -198,8 +198,9 @@ def read_run(stdout, output_dir, learned):
     tensors = {}
     for epoch in range(1, EPOCHS + 1):
         path = osp.join(output_dir, "prompt_learner", f"model.pth.tar-{epoch}")
-        # Upstream's checkpoints pickle scheduler objects: a full load (of files just written).
-        state_dict = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        # Upstream's checkpoints pickle scheduler objects: load_checkpoint reads them as
+        # inert stand-ins (never a full unpickle).
+        state_dict = load_checkpoint(path)["state_dict"]
         tensors[str(epoch)] = {key: state_dict[key].float() for key in learned}
     return {"loss_lines": lines, "accuracy": accuracies[-1] if accuracies else None,
             "tensors": tensors}
