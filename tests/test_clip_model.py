@@ -118,10 +118,10 @@ def test_unknown_model_name_lists_available():
     with pytest.raises(RuntimeError) as info:
         clip.load("ViT-B/61", device="cpu")
     assert "ViT-B/16" in str(info.value) and "RN50x64" in str(info.value)
-    # OpenAI's releases, in OpenAI's order, then the models shipped with this repository.
+    # OpenAI's releases, in OpenAI's order, then the model shipped with this repository.
     assert clip.available_models() == ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64",
                                        "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
-                                       "SynthCLIP-RN", "SynthCLIP-ViT"]
+                                       "SynthCLIP-RN"]
 
 
 def test_file_that_is_not_a_checkpoint_names_the_file(tmp_path):

@@ -1,4 +1,4 @@
-"""SynthWorld: the generator, the loader, the shipped SynthCLIPs and their pretraining tool, and the
+"""SynthWorld: the generator, the loader, the shipped SynthCLIP-RN, the pretraining tool, and the
 demo's quick path."""
 import filecmp
 import os
@@ -6,20 +6,16 @@ import os.path as osp
 import subprocess
 
 import pytest
-import torch
 
 import datasets  # noqa: F401
 from clip import clip
 from clip.model import VisionTransformer
-from clip.shapes import MODEL_SHAPES
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.synthworld import class_list, generate_world
-from datasets.synthworld_render import COLOURS
 from tests.conftest import REPO
 from tools import pretrain_synthclip
 from tools.pretrain_synthclip import zero_shot_accuracy
-from trainers.clip_prompting import load_clip_for_run
 from trainers.defaults import extend_cfg
 
 SMALL = ["N_COLOURS", 4, "N_SHAPES", 3, "TRAIN_PER_CLASS", 3, "VAL_PER_CLASS", 1,
@@ -72,35 +68,19 @@ def test_a_world_made_with_other_settings_is_refused(tmp_path):
         DATASET_REGISTRY.get("SynthWorld")(cfg)
 
 
-@pytest.mark.parametrize("name", ["SynthCLIP-RN", "SynthCLIP-ViT"])
-def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution(name):
-    assert name in clip.available_models()
-    assert osp.getsize(clip._SHIPPED[name]) / 2**20 <= 25
-    model, _ = clip.load(name, device="cpu")
+def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution():
+    assert "SynthCLIP-RN" in clip.available_models()
+    size_mb = osp.getsize(clip._SHIPPED["SynthCLIP-RN"]) / 2**20
+    assert size_mb <= 25
+    model, _ = clip.load("SynthCLIP-RN", device="cpu")
+    colours = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "cyan",
+               "gray"]
     # 100 classes, 10 fresh images each, a seed the pretraining never used.
-    accuracy = zero_shot_accuracy(model, list(COLOURS)[:10], n_per_class=10, seed=987)
+    accuracy = zero_shot_accuracy(model, colours, n_per_class=10, seed=987)
     assert accuracy >= 65.0, accuracy
 
 
-def test_shipped_vit_has_the_releases_logit_scale_and_loads_as_a_backbone(tmp_path):
-    cfg = world_cfg(tmp_path)
-    cfg.MODEL.BACKBONE.NAME = "SynthCLIP-ViT"
-    model = load_clip_for_run(cfg, "fp32")  # also checks INPUT.SIZE against the backbone
-    assert model.logit_scale.exp().item() == pytest.approx(100.0, rel=1e-6)
-    # Shape as registered, read back off the file (9 layers a tower: deep prompts to depth 9).
-    embed_dim, resolution, vision_layers, vision_width, patch, *_, text_width, _, text_layers = (
-        MODEL_SHAPES["SynthCLIP-ViT"])
-    assert (model.visual.input_resolution, model.visual.conv1.kernel_size) == (resolution, (patch,) * 2)
-    assert (len(model.visual.transformer.resblocks), len(model.transformer.resblocks)) == (
-        vision_layers, text_layers) and min(vision_layers, text_layers) >= 9
-    assert (model.visual.proj.shape, model.text_projection.shape) == (
-        (vision_width, embed_dim), (text_width, embed_dim))
-    reference, _ = clip.load("SynthCLIP-ViT", device="cpu")
-    for key, value in reference.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
-
-
-def test_pretraining_tool_holds_the_vit_scale_and_still_learns_the_rn_one(tmp_path):
+def test_pretraining_tool_ramps_the_vit_scale_to_100_and_still_learns_the_rn_one(tmp_path):
     for name, steps in (("SynthCLIP-ViT", 2), ("SynthCLIP-RN", 2)):
         out = str(tmp_path / f"{name}.pt")
         pretrain_synthclip.main(["--model", name, "--steps", str(steps), "--warmup", "1",

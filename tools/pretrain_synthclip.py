@@ -9,7 +9,7 @@ combinations (no hue shift: the downstream task is shifted, the pretraining
 world is not). Seeded; a progress bar; ``--max-minutes`` stops early (and says
 so). The checkpoint is an OpenAI-format state dict in released mixed precision
 (the token embedding in fp16 too, to keep the file small), so ``clip.load`` and
-``MODEL.BACKBONE.NAME SynthCLIP-ViT`` read it like any release.
+``MODEL.BACKBONE.NAME`` (the shipped name, or the file's path) read it like any release.
 
 Each model has its recipe (RECIPES; command-line options override it). The ViT's
 logit scale ends at CLIP's clamp of 100, as the OpenAI releases' does: learned from

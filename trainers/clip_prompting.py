@@ -26,7 +26,7 @@ _tokenizer = SimpleTokenizer()
 
 def resolve_backbone(name):
     """The checkpoint file for MODEL.BACKBONE.NAME: a release name (downloaded once into
-    ~/.cache/clip and verified), a model shipped in clip/weights/ (SynthCLIP-RN, -ViT), or the
+    ~/.cache/clip and verified), a model shipped in clip/weights/ (SynthCLIP-RN), or the
     path of a local checkpoint file."""
     if name in clip._MODELS:
         return clip._download(clip._MODELS[name])
