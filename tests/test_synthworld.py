@@ -1,4 +1,5 @@
-"""SynthWorld: the generator, the loader, the shipped SynthCLIP-RN, and the demo's quick path."""
+"""SynthWorld: the generator, the loader, the shipped SynthCLIP-RN, the pretraining tool, and the
+demo's quick path."""
 import filecmp
 import os
 import os.path as osp
@@ -8,10 +9,12 @@ import pytest
 
 import datasets  # noqa: F401
 from clip import clip
+from clip.model import VisionTransformer
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.synthworld import class_list, generate_world
 from tests.helpers import REPO
+from tools import pretrain_synthclip
 from tools.pretrain_synthclip import zero_shot_accuracy
 from trainers.defaults import extend_cfg
 
@@ -75,6 +78,20 @@ def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution():
     # 100 classes, 10 fresh images each, a seed the pretraining never used.
     accuracy = zero_shot_accuracy(model, colours, n_per_class=10, seed=987)
     assert accuracy >= 65.0, accuracy
+
+
+def test_pretraining_tool_ramps_the_vit_scale_to_100_and_still_learns_the_rn_one(tmp_path):
+    for name, steps in (("SynthCLIP-ViT", 2), ("SynthCLIP-RN", 2)):
+        out = str(tmp_path / f"{name}.pt")
+        pretrain_synthclip.main(["--model", name, "--steps", str(steps), "--warmup", "1",
+                                 "--batch-size", "8", "--eval-per-class", "1", "--out", out])
+        model, _ = clip.load(out, device="cpu")
+        assert isinstance(model.visual, VisionTransformer) == (name == "SynthCLIP-ViT")
+        scale = model.logit_scale.exp().item()
+        if name == "SynthCLIP-ViT":
+            assert scale == pytest.approx(100.0, rel=1e-6)
+        else:  # learned from CLIP's initial 1/0.07, moved a little by the two AdamW steps
+            assert 0 < abs(scale * 0.07 - 1) < 0.01, scale
 
 
 def test_demo_quick_path_on_a_reduced_world(tmp_path):

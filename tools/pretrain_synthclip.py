@@ -1,6 +1,7 @@
-"""Pretrain the tiny CLIP shipped with the repository on SynthWorld's image-caption pairs.
+"""Pretrain the tiny CLIPs shipped with the repository on SynthWorld's image-caption pairs.
 
-    python tools/pretrain_synthclip.py                     # writes clip/weights/SynthCLIP-RN.pt
+    python tools/pretrain_synthclip.py                     # writes clip/weights/SynthCLIP-ViT.pt
+    python tools/pretrain_synthclip.py --model SynthCLIP-RN          # clip/weights/SynthCLIP-RN.pt
     python tools/pretrain_synthclip.py --steps 200 --out /tmp/t.pt   # a quick try
 
 Contrastive (CLIP) training on freshly rendered pairs of all 144 colour-shape
@@ -8,9 +9,17 @@ combinations (no hue shift: the downstream task is shifted, the pretraining
 world is not). Seeded; a progress bar; ``--max-minutes`` stops early (and says
 so). The checkpoint is an OpenAI-format state dict in released mixed precision
 (the token embedding in fp16 too, to keep the file small), so ``clip.load`` and
-``MODEL.BACKBONE.NAME SynthCLIP-RN`` read it like any release.
+``MODEL.BACKBONE.NAME`` (the shipped name, or the file's path) read it like any release.
+
+Each model has its recipe (RECIPES; command-line options override it). The ViT's
+logit scale ends at CLIP's clamp of 100, as the OpenAI releases' does: learned from
+CLIP's initial 1/0.07 it only reaches about 22 in this world (SynthCLIP-RN); held at
+100 from the first step, the ViT learned slowly (27% zero-shot after 1,000 of 1,500
+steps); so the scale follows a schedule, from 1/0.07 up to 100 over the first half
+of the steps, and the second half trains the features at the scale they are used at.
 """
 import argparse
+import contextlib
 import math
 import os
 import os.path as osp
@@ -23,12 +32,23 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from clip.model import CLIP, convert_weights  # noqa: E402
+from clip.clip import model_file, read_state_dict  # noqa: E402
+from clip.model import CLIP, build_model, convert_weights  # noqa: E402
 from clip.shapes import MODEL_SHAPES  # noqa: E402
 from datasets.synthworld_render import COLOURS, SHAPES, captions, render  # noqa: E402
 from trainers.clip_prompting import tokenize_to_last_eot  # noqa: E402
 
-SHAPE = "SynthCLIP-RN"
+# steps, peak LR, warm-up steps, and the logit scale: "learned" from CLIP's initial
+# value (clamped at 100), or "ramp": not trained, raised log-linearly from CLIP's initial
+# value to the clamp of 100 over the first half of the steps, then held there.
+RECIPES = {
+    "SynthCLIP-RN": {"steps": 2500, "lr": 1e-3, "warmup": 200, "logit_scale": "learned"},
+    "SynthCLIP-ViT": {"steps": 1000, "lr": 1e-3, "warmup": 100, "logit_scale": "clamp",
+                      "teacher": "SynthCLIP-RN"},
+}
+DISTILL_WEIGHT = 10.0  # of the image-feature term when a teacher is given
+INITIAL_LOGIT_SCALE = 1 / 0.07  # CLIP's
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp
 PIXEL_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 PIXEL_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
@@ -60,27 +80,70 @@ def zero_shot_accuracy(model, colour_names, n_per_class=20, seed=12345, hue_shif
     return 100.0 * correct / len(labels)
 
 
+def load_teacher(model, name):
+    """The shipped CLIP ``name``, frozen; its text tower (embeddings, transformer, final
+    norm, projection) is copied into ``model`` and frozen there too, so that only the
+    image tower trains, into the teacher's joint space."""
+    teacher = build_model(read_state_dict(model_file(name))).float().eval()
+    teacher.requires_grad_(False)
+    text_tower = {key: value for key, value in teacher.state_dict().items()
+                  if not key.startswith("visual.") and key != "logit_scale"}
+    missing = set(text_tower) - set(model.state_dict())
+    if missing or any(model.state_dict()[k].shape != v.shape for k, v in text_tower.items()):
+        raise SystemExit(f"pretrain_synthclip.py: error: {name}'s text tower does not fit the "
+                         "shape being trained (clip/shapes.py): its text width, layers and "
+                         "embedding size must be the same")
+    model.load_state_dict(text_tower, strict=False)
+    for key, param in model.named_parameters():
+        if not key.startswith("visual.") and key != "logit_scale":
+            param.requires_grad_(False)
+    return teacher
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--model", choices=list(RECIPES), default="SynthCLIP-ViT",
+                        help="the shape (clip/shapes.py) and recipe (RECIPES) to pretrain")
+    parser.add_argument("--steps", type=int, help="default: the model's recipe")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--lr", type=float, help="default: the model's recipe")
+    parser.add_argument("--warmup", type=int, help="default: the model's recipe")
+    parser.add_argument("--logit-scale", choices=["learned", "ramp", "clamp"],
+                        help="learned from CLIP's initial value, raised to the clamp of 100 "
+                             "over the first half of the steps, or at the clamp of 100 "
+                             "throughout (default: the model's recipe)")
+    parser.add_argument("--teacher", help="a shipped CLIP whose text tower is copied and "
+                        "frozen, and whose image features the image tower learns to match "
+                        "(default: the model's recipe)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--bf16", action="store_true",
                         help="bf16 autocast (fast only on CPUs with native bf16; slower here)")
+    parser.add_argument("--eval-per-class", type=int, default=20,
+                        help="fresh images per class of the final zero-shot accuracy")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="print the zero-shot accuracy (5 fresh images a class) every N steps")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop early after this")
-    parser.add_argument("--out", default=osp.join("clip", "weights", f"{SHAPE}.pt"))
+    parser.add_argument("--out", help="default: clip/weights/<model>.pt")
     args = parser.parse_args(argv)
+    for key, value in RECIPES[args.model].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.out = args.out or osp.join("clip", "weights", f"{args.model}.pt")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = CLIP(*MODEL_SHAPES[SHAPE])
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+    model = CLIP(*MODEL_SHAPES[args.model])
+    teacher = load_teacher(model, args.teacher) if args.teacher else None
+    if args.logit_scale != "learned":
+        model.logit_scale.requires_grad_(False)
+    if args.logit_scale == "clamp":
+        model.logit_scale.fill_(math.log(MAX_LOGIT_SCALE))
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.dim() >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in trained if not (p.dim() >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
 
@@ -90,9 +153,14 @@ def main(argv=None):
         progress = (step - args.warmup) / max(1, args.steps - args.warmup)
         return 0.5 * args.lr * (1 + math.cos(math.pi * progress))
 
+    def logit_scale_at(step):  # log of the scale; exactly log(100) from the midpoint on
+        remaining = max(0.0, 1 - step / (args.steps / 2))
+        high, low = math.log(MAX_LOGIT_SCALE), math.log(INITIAL_LOGIT_SCALE)
+        return high - (high - low) * remaining
+
     names = list(COLOURS)
     start, done = time.time(), 0
-    bar = tqdm(range(args.steps), desc="pretraining SynthCLIP", unit="step")
+    bar = tqdm(range(args.steps), desc=f"pretraining {args.model}", unit="step")
     for step in bar:
         if args.max_minutes and time.time() - start > 60 * args.max_minutes:
             print(f"Stopping after {step} of {args.steps} steps (--max-minutes "
@@ -100,29 +168,45 @@ def main(argv=None):
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
+        if args.logit_scale == "ramp":
+            model.logit_scale.fill_(logit_scale_at(step))
         colour_ids = torch.randint(len(names), (args.batch_size,), generator=gen)
         shape_ids = torch.randint(len(SHAPES), (args.batch_size,), generator=gen)
         images, attributes = render(colour_ids, shape_ids, gen, names)
         texts = captions(colour_ids, shape_ids, attributes, gen, names)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             image = F.normalize(model.encode_image(normalize_images(images)).float(), dim=-1)
-            text = F.normalize(model.encode_text(tokenize_to_last_eot(texts)).float(), dim=-1)
+            with torch.no_grad() if teacher is not None else contextlib.nullcontext():
+                text = F.normalize(model.encode_text(tokenize_to_last_eot(texts)).float(), dim=-1)
         logits = model.logit_scale.exp() * image @ text.t()
         target = torch.arange(args.batch_size)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        if teacher is None:
+            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        else:  # the text tower is the teacher's, frozen: images to their captions, and the
+            # teacher's image features as a dense target (1 - cosine)
+            with torch.no_grad():
+                target_features = F.normalize(
+                    teacher.encode_image(normalize_images(images)).float(), dim=-1)
+            loss = (F.cross_entropy(logits, target)
+                    + DISTILL_WEIGHT * (1 - (image * target_features).sum(-1)).mean())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+            model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
         done = step + 1
         if done % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+        if args.eval_every and done % args.eval_every == 0:
+            # Its own generator, and no dropout or batch statistics change: training is unaltered.
+            bar.write(f"step {done}: loss {loss.item():.3f}, zero-shot "
+                      f"{zero_shot_accuracy(model, names[:10], n_per_class=5):.1f}%")
 
     minutes = (time.time() - start) / 60
     task_colours = names[:10]
-    accuracy = zero_shot_accuracy(model, task_colours)
-    print(f"{done} steps in {minutes:.1f} min; zero-shot accuracy over the 100 task classes "
+    accuracy = zero_shot_accuracy(model, task_colours, n_per_class=args.eval_per_class)
+    print(f"{args.model}: {done} steps in {minutes:.1f} min; logit scale (exp) "
+          f"{model.logit_scale.exp().item():.4f}; zero-shot accuracy over the 100 task classes "
           f"(pretraining distribution, fresh images): {accuracy:.1f}%")
     convert_weights(model)
     state_dict = model.state_dict()
