@@ -13,7 +13,6 @@ file, the flags, then the trailing ``KEY VALUE`` overrides.
 """
 import argparse
 import difflib
-import glob
 import os.path as osp
 import sys
 
@@ -28,6 +27,7 @@ from dassl.utils import check_availability, collect_env_info, set_random_seed, s
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError
 from runs.lock import lock_output_dir
+from runs.state import completed_epochs
 from trainers.defaults import extend_cfg
 
 
@@ -135,23 +135,12 @@ def check_names(cfg):
         raise UsageError(f"unknown dataset (DATASET.NAME): {e}") from None
 
 
-def finished_epochs(output_dir):
-    """The epoch count of the latest checkpoint in ``output_dir`` (0 if none)."""
-    latest = 0
-    for pointer in glob.glob(osp.join(output_dir, "*", "checkpoint")):
-        with open(pointer) as f:
-            name = f.readline().strip()
-        if name.startswith("model.pth.tar-") and name.rsplit("-", 1)[1].isdigit():
-            latest = max(latest, int(name.rsplit("-", 1)[1]))
-    return latest
-
-
 def check_output_dir(cfg, args):
     """Never overwrite another run: an unfinished run resumes (the trainer
     loads its checkpoints); a finished one is refused."""
     if args.eval_only or args.no_train:
         return
-    done = finished_epochs(cfg.RESUME or cfg.OUTPUT_DIR)
+    done = completed_epochs(cfg.RESUME or cfg.OUTPUT_DIR)
     if done >= cfg.OPTIM.MAX_EPOCH:
         raise UsageError(
             f"{cfg.OUTPUT_DIR} already holds a finished run ({done} of {cfg.OPTIM.MAX_EPOCH} "
