@@ -36,48 +36,13 @@ from collections import defaultdict
 import numpy as np
 from tabulate import tabulate
 
-ACCURACY = re.compile(r"^\* accuracy: ([\.\deE+-]+)%")
-TRAIN_DONE = ("Finish training", "Finished training")  # current / older Dassl
-EVAL_DONE = ("=> result",)
+from runs.state import run_accuracy
 
 # The usual order of the 11 benchmarks in papers; other datasets follow, sorted.
 DATASET_ORDER = ["imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers",
                  "food101", "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101"]
 PUBLISHED = osp.join(osp.dirname(osp.abspath(__file__)), "docs", "published_results.csv")
 FEWSHOT_DIR = re.compile(r"^(?P<cfg>.+)_(?P<shots>\d+)shots$")
-
-
-def log_files(run_dir):
-    """The logs of a run, newest first: a resumed run writes ``log.txt-<time>`` beside
-    its first ``log.txt``, and only the last one holds the final result."""
-    paths = glob.glob(osp.join(run_dir, "log.txt")) + glob.glob(osp.join(run_dir, "log.txt-*"))
-    return sorted(paths, key=os.path.getmtime, reverse=True)
-
-
-def accuracy_in_log(path, eval_only=False):
-    """The last accuracy printed after the end of training (or, for an evaluation
-    log, after its result header); None if the log has none."""
-    with open(path, errors="replace") as f:
-        lines = [line.strip() for line in f]
-    signals = EVAL_DONE if eval_only else TRAIN_DONE
-    if not eval_only and not any(line in TRAIN_DONE for line in lines):
-        signals = EVAL_DONE  # an --eval-only run
-    accuracy, started = None, False
-    for line in lines:
-        if line in signals or line.startswith(signals):
-            started = True
-        match = ACCURACY.search(line)
-        if started and match:
-            accuracy = float(match.group(1))
-    return accuracy
-
-
-def run_accuracy(run_dir, eval_only=False):
-    for path in log_files(run_dir):
-        accuracy = accuracy_in_log(path, eval_only)
-        if accuracy is not None:
-            return accuracy, path
-    return None, None
 
 
 def seed_dirs(directory):

@@ -13,7 +13,6 @@ file, the flags, then the trailing ``KEY VALUE`` overrides.
 """
 import argparse
 import difflib
-import glob
 import os.path as osp
 import sys
 
@@ -28,6 +27,7 @@ from dassl.utils import check_availability, collect_env_info, set_random_seed, s
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError
 from runs.lock import lock_output_dir
+from runs.state import FINISHED, completed_epochs, run_state
 from trainers.defaults import extend_cfg
 
 
@@ -135,30 +135,23 @@ def check_names(cfg):
         raise UsageError(f"unknown dataset (DATASET.NAME): {e}") from None
 
 
-def finished_epochs(output_dir):
-    """The epoch count of the latest checkpoint in ``output_dir`` (0 if none)."""
-    latest = 0
-    for pointer in glob.glob(osp.join(output_dir, "*", "checkpoint")):
-        with open(pointer) as f:
-            name = f.readline().strip()
-        if name.startswith("model.pth.tar-") and name.rsplit("-", 1)[1].isdigit():
-            latest = max(latest, int(name.rsplit("-", 1)[1]))
-    return latest
-
-
 def check_output_dir(cfg, args):
     """Never overwrite another run: an unfinished run resumes (the trainer
     loads its checkpoints); a finished one is refused."""
     if args.eval_only or args.no_train:
         return
-    done = finished_epochs(cfg.RESUME or cfg.OUTPUT_DIR)
-    if done >= cfg.OPTIM.MAX_EPOCH:
+    folder = cfg.RESUME or cfg.OUTPUT_DIR
+    done = completed_epochs(folder)
+    if done >= cfg.OPTIM.MAX_EPOCH and run_state(folder).state == FINISHED:
         raise UsageError(
             f"{cfg.OUTPUT_DIR} already holds a finished run ({done} of {cfg.OPTIM.MAX_EPOCH} "
             "epochs). Choose another --output-dir, or delete that folder to train again; "
             "to evaluate it use --eval-only --model-dir " + cfg.OUTPUT_DIR
         )
-    if done > 0:
+    if done >= cfg.OPTIM.MAX_EPOCH:  # stopped during its final evaluation
+        print(f"The run in {cfg.OUTPUT_DIR} has all its {done} epochs but no final result: "
+              "evaluating it")
+    elif done > 0:
         print(f"Resuming the unfinished run in {cfg.OUTPUT_DIR} after epoch {done}")
 
 

@@ -25,3 +25,8 @@ class DownloadError(RuntimeError):
 class UntrustedCheckpointError(CheckpointError):
     """A checkpoint that could run code when loaded, refused without the user's opt-in
     (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
+
+
+class GridError(ConfigError):
+    """A grid the protocols cannot run: unknown method or dataset, a shot count
+    outside the protocol, a test whose training run has not finished (runs/grid.py)."""

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The embedded demo: base-to-new generalisation on SynthWorld for ZeroshotCLIP, CoOp,
-# CoCoOp, KgCoOp and E2MIM through train.py and the protocol scripts, then the table.
+# CoCoOp, KgCoOp and E2MIM through train.py and the sweep, then the table.
 #
 #   bash scripts/demo.sh            # 3 seeds (about 5 minutes on 2 CPU cores)
 #   bash scripts/demo.sh --quick    # 1 seed (under 2 minutes)
@@ -39,25 +39,22 @@ JOBS="${DEMO_JOBS:-$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 2)}"
 mkdir -p "$DATA" "$OUTPUT/logs"
 start=$(date +%s)
 
+# The jobs are the base-to-new grid of runs/grid.py, run by the sweep (tools/sweep.py);
+# its full output goes to $OUTPUT/logs/sweep.txt, each job's to sweep-log.txt in its run folder.
+sweep() {  # PROTOCOL ARGS...
+    # shellcheck disable=SC2086  # EXTRA_OPTS: KEY VALUE pairs for every train.py call
+    "$PYTHON" -m tools.sweep "$@" --datasets synthworld --cfg synthworld --root "$DATA" \
+        --output "$OUTPUT" --workers "$JOBS" ${EXTRA_OPTS:+--opts $EXTRA_OPTS} 2>&1 | tee -a "$OUTPUT/logs/sweep.txt" \
+        | grep --line-buffered '^\[sweep\]' \
+        || { echo "[demo] a job failed; see $OUTPUT/logs/sweep.txt" >&2; exit 1; }
+}
 # Zero-shot first: it generates the world on first use, before parallel jobs need it.
 echo "[demo] zero-shot CLIP (generates SynthWorld on first use)"
-bash scripts/zsclip/base2new.sh synthworld 1 > "$OUTPUT/logs/zsclip.txt" 2>&1 \
-    || { echo "[demo] zero-shot failed; see $OUTPUT/logs/zsclip.txt" >&2; exit 1; }
-
-run_method() {  # METHOD SEED: train on base classes, then test on new ones
-    local log="$OUTPUT/logs/$1-seed$2.txt"
-    echo "[demo] $1 seed $2"
-    { bash "scripts/$1/base2new_train.sh" synthworld "$2" \
-        && bash "scripts/$1/base2new_test.sh" synthworld "$2"; } > "$log" 2>&1 \
-        || { echo "[demo] $1 seed $2 failed; see $log" >&2; return 1; }
-}
-export -f run_method
-
+sweep base2new --methods ZeroshotCLIP --seeds 1
 # Longest jobs first (CoCoOp encodes the prompts once per image), so that the
 # parallel workers finish together.
-for method in cocoop e2mim kgcoop coop; do
-    for seed in $SEEDS; do echo "$method $seed"; done
-done | xargs -P "$JOBS" -n 2 bash -c 'run_method "$0" "$1"'
+# shellcheck disable=SC2086
+sweep base2new --methods CoCoOp E2MIM KgCoOp CoOp --seeds $SEEDS
 
 echo
 "$PYTHON" parse_test_res.py "$OUTPUT/base2new" --base2new
