@@ -22,7 +22,7 @@ import argparse
 import itertools
 import os.path as osp
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runs.errors import GridError
 from runs.state import FINISHED, run_state
@@ -47,6 +47,7 @@ class Method:
     opts: tuple = ()  # KEY VALUE pairs of every run of the method (not of its zero-shot runs)
     config_dir: str = None  # default: the trainer's name
     zero_shot: bool = False  # evaluated, never trained
+    pinned_config: str = None  # NAME@CFG: this config in every protocol, whatever CFG says
 
 
 METHODS = {m.trainer: m for m in [
@@ -129,9 +130,17 @@ def planned_epochs(job):
 
 # ---------------------------------------------------------------- lookups
 def method(name):
+    """The method ``name``; ``NAME@CFG`` is that method with config CFG in every protocol
+    (a variant of its own in the results: the tables group runs by config)."""
+    name, _, cfg = name.partition("@")
     for key, value in METHODS.items():
         if key.lower() == name.lower():
-            return value
+            if not cfg:
+                return value
+            path = osp.join(REPO, "configs", "trainers", value.config_dir or value.trainer, f"{cfg}.yaml")
+            if not osp.isfile(path):
+                raise GridError(f"{name}@{cfg}: no config {osp.relpath(path, REPO)}")
+            return replace(value, pinned_config=cfg)
     raise GridError(f"unknown method {name}; the grid knows {', '.join(METHODS)} (runs/grid.py "
                     "METHODS: one line adds one)")
 
@@ -156,8 +165,8 @@ def check_seed(seed):
 
 def config(m, protocol, key, s):
     """The config name of method ``m`` in ``protocol`` (``key``: a dataset or a shot count)."""
-    if s.cfg:
-        return s.cfg
+    if m.pinned_config or s.cfg:
+        return m.pinned_config or s.cfg
     if protocol == "xd":
         return m.xd or m.config
     return getattr(m, protocol).get(key, m.config)

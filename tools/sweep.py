@@ -243,7 +243,7 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("protocol", choices=PROTOCOLS)
     parser.add_argument("--methods", nargs="+", help="methods of runs/grid.py (default: all trained "
-                        "methods; zeroshot: ZeroshotCLIP)")
+                        "methods; zeroshot: ZeroshotCLIP); NAME@CFG runs NAME with config CFG")
     parser.add_argument("--datasets", nargs="+", help="dataset names, or all (the default); xd: the "
                         "evaluation datasets")
     parser.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
