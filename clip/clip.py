@@ -40,10 +40,8 @@ _MODELS = {
 DEFAULT_ROOT = os.path.expanduser("~/.cache/clip")
 
 # Models shipped inside this repository (not OpenAI releases): name -> file.
-_SHIPPED = {
-    "SynthCLIP-RN": os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights",
-                                 "SynthCLIP-RN.pt"),
-}
+_SHIPPED = {name: os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", f"{name}.pt")
+            for name in ("SynthCLIP-RN", "SynthCLIP-ViT")}
 
 
 def _sha256(path):

@@ -22,9 +22,9 @@ MODEL_SHAPES = {
     "ViT-L/14@336px": (768, 336, 24, 1024, 14, 77, 49408, 768, 12, 12),
     # The CLIPs pretrained on SynthWorld (tools/pretrain_synthclip.py), shipped in clip/weights/.
     "SynthCLIP-RN": (128, 32, (1, 1, 1, 1), 24, None, 77, 49408, 128, 2, 3),
-    # 8-pixel patches (a 4x4 grid), width 128, 9 layers: vision prompts to depth 9 fit; the
+    # 8-pixel patches (a 4x4 grid), width 64, 9 layers: vision prompts to depth 9 fit; the
     # text tower is SynthCLIP-RN's (tools/pretrain_synthclip.py distils into its space).
-    "SynthCLIP-ViT": (128, 32, 9, 128, 8, 77, 49408, 128, 2, 3),
+    "SynthCLIP-ViT": (128, 32, 9, 64, 8, 77, 49408, 128, 2, 3),
     # Tiny shapes for tests: one attention head per tower (width 64).
     "tiny-ViT": (32, 32, 2, 64, 8, 77, 49408, 64, 1, 2),
     "tiny-RN": (32, 64, (1, 1, 1, 1), 8, None, 77, 49408, 64, 1, 2),

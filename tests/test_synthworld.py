@@ -6,16 +6,20 @@ import os.path as osp
 import subprocess
 
 import pytest
+import torch
 
 import datasets  # noqa: F401
 from clip import clip
 from clip.model import VisionTransformer
+from clip.shapes import MODEL_SHAPES
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.synthworld import class_list, generate_world
+from datasets.synthworld_render import COLOURS
 from tests.helpers import REPO
 from tools import pretrain_synthclip
 from tools.pretrain_synthclip import zero_shot_accuracy
+from trainers.clip_prompting import load_clip_for_run
 from trainers.defaults import extend_cfg
 
 SMALL = ["N_COLOURS", 4, "N_SHAPES", 3, "TRAIN_PER_CLASS", 3, "VAL_PER_CLASS", 1,
@@ -77,6 +81,30 @@ def test_shipped_checkpoint_zero_shot_on_the_pretraining_distribution():
                "gray"]
     # 100 classes, 10 fresh images each, a seed the pretraining never used.
     accuracy = zero_shot_accuracy(model, colours, n_per_class=10, seed=987)
+    assert accuracy >= 65.0, accuracy
+
+
+def test_shipped_vit_zero_shot_logit_scale_and_loading_as_a_backbone(tmp_path):
+    assert osp.getsize(clip.model_file("SynthCLIP-ViT")) / 2**20 <= 25
+    def backbone(name):
+        cfg = world_cfg(tmp_path)
+        cfg.MODEL.BACKBONE.NAME, cfg.INPUT.SIZE = name, (32, 32)
+        return load_clip_for_run(cfg, "fp32")  # also checks INPUT.SIZE against the backbone
+
+    model = backbone("SynthCLIP-ViT")
+    assert model.logit_scale.exp().item() == pytest.approx(100.0, rel=1e-6)
+    _, resolution, vision_layers, _, patch, *_, text_layers = MODEL_SHAPES["SynthCLIP-ViT"]
+    assert isinstance(model.visual, VisionTransformer)
+    assert (model.visual.input_resolution, model.visual.conv1.kernel_size) == (resolution,
+                                                                               (patch, patch))
+    assert (len(model.visual.transformer.resblocks), len(model.transformer.resblocks)) == (
+        vision_layers, text_layers) == (9, 3)
+    # The text tower is SynthCLIP-RN's (the ViT's image tower was distilled into its space).
+    rn = backbone("SynthCLIP-RN")
+    for key, value in rn.state_dict().items():
+        if not key.startswith("visual.") and key != "logit_scale":
+            assert torch.equal(model.state_dict()[key], value), key
+    accuracy = zero_shot_accuracy(model, list(COLOURS)[:10], n_per_class=10, seed=987)
     assert accuracy >= 65.0, accuracy
 
 
