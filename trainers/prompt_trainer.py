@@ -23,9 +23,9 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
 from runs.config_checks import check_choices
-from runs.errors import CheckpointError
+from runs.errors import CheckpointError, ConfigError
 
-from .clip_prompting import load_clip_for_run, run_precision
+from .clip_prompting import load_clip_for_run, run_precision, text_encoder_for_run
 from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_augmentations
 from .random_streams import run_seed
 
@@ -45,6 +45,9 @@ class PromptTuningTrainer(TrainerX):
     def check_cfg(self, cfg):
         check_choices(cfg, f"TRAINER.{self.CONFIG_NODE}.")
         check_feature_cache_cfg(cfg)
+        if cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES < 0:
+            raise ConfigError(f"TRAIN.TEXT_ENCODER.CHUNK_CLASSES must be >= 0 (classes per chunk, "
+                              f"0: all at once); got {cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES}")
 
     # ------------------------------------------------------------------ model
     def build_custom_clip(self, clip_model):
@@ -60,6 +63,9 @@ class PromptTuningTrainer(TrainerX):
 
         print("Building custom CLIP")
         self.model = self.build_custom_clip(clip_model)
+        if hasattr(self.model, "text_encoder"):
+            self.model.text_encoder = text_encoder_for_run(self.model.text_encoder,
+                                                           cfg.TRAIN.TEXT_ENCODER, self.num_classes)
 
         # Frozen means frozen: CLIP's weights get no gradient, and CLIP stays in
         # eval mode (build_model returns it so, and only the registered prompt
