@@ -17,8 +17,8 @@ OPTS = ["INPUT.TRANSFORMS", "['normalize']", "DATALOADER.TRAIN_X.BATCH_SIZE", "4
         "OPTIM.MAX_EPOCH", "1", "TRAIN.PRINT_FREQ", "1", "DATALOADER.TEST.BATCH_SIZE", "5"]
 
 
-def train(name, data, checkpoint, output_dir, processes):
-    """``python train.py`` (one process) or ``torchrun --nproc_per_node N train.py``."""
+def launch(name, data, checkpoint, output_dir, processes):
+    """``python train.py`` (one process) or ``torchrun --nproc_per_node N train.py``, started."""
     launcher = ([] if processes == 1 else
                 ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)])
     command = [sys.executable, *launcher, osp.join(REPO, "train.py"), "--root", data,
@@ -27,9 +27,24 @@ def train(name, data, checkpoint, output_dir, processes):
                "--config-file", CONFIGS[name], "--output-dir", str(output_dir),
                *tiny_opts(checkpoint), *OPTS]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_clip, fake_caltech, tmp_path_factory):
+    """{(method, processes): (output folder, stdout)}: all runs at once (they are mostly
+    process start-up)."""
+    root = tmp_path_factory.mktemp("distributed")
+    started = {(name, n): (root / f"{name}-{n}", launch(name, fake_caltech, tiny_clip["tiny-ViT"],
+                                                         root / f"{name}-{n}", n))
+               for name in ("CoOp", "E2MIM") for n in (1, 2)}
+    finished = {}
+    for key, (folder, proc) in started.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{key}: {stdout[-3000:]}\n{stderr[-3000:]}"
+        finished[key] = (folder, stdout)
+    return finished
 
 
 def step_losses(output_dir):
@@ -60,30 +75,26 @@ def learned_weights(output_dir, names):
 
 @pytest.mark.parametrize("name,models", [("CoOp", ["prompt_learner"]),
                                          ("E2MIM", ["prompt_learner", "critic"])])
-def test_two_processes_train_as_one_with_the_same_global_batch(tiny_clip, fake_caltech, tmp_path,
-                                                               name, models):
-    checkpoint = tiny_clip["tiny-ViT"]
-    single = train(name, fake_caltech, checkpoint, tmp_path / "one", 1)
-    double = train(name, fake_caltech, checkpoint, tmp_path / "two", 2)
+def test_two_processes_train_as_one_with_the_same_global_batch(runs, name, models):
+    (one, single), (two, double) = runs[name, 1], runs[name, 2]
     assert "Training with 2 processes" in double
 
-    expected, losses = step_losses(tmp_path / "one"), step_losses(tmp_path / "two")
+    expected, losses = step_losses(one), step_losses(two)
     assert len(expected) >= 2 and len(losses) == len(expected)
     torch.testing.assert_close(torch.tensor(losses), torch.tensor(expected), rtol=1e-5, atol=1e-5)
 
-    weights, reference = learned_weights(tmp_path / "two", models), learned_weights(tmp_path / "one",
-                                                                                    models)
+    weights, reference = learned_weights(two, models), learned_weights(one, models)
     assert weights.keys() == reference.keys()
     for key in weights:
         torch.testing.assert_close(weights[key], reference[key], rtol=1e-5, atol=1e-5,
                                    equal_nan=True)  # (an estimator buffer unset: NaN)
-    initial = torch.load(osp.join(str(tmp_path / "two"), "prompt_learner", "model.pth.tar-1"),
-                         weights_only=False)["optimizer"]
-    assert initial["state"]  # the optimizer stepped: the weights moved
+    optimizer = torch.load(osp.join(str(two), "prompt_learner", "model.pth.tar-1"),
+                           weights_only=False)["optimizer"]
+    assert optimizer["state"]  # it stepped: the weights moved
 
     # Rank 0 alone wrote: one log, one event file, one checkpoint per model.
-    assert files(tmp_path / "two") == files(tmp_path / "one")
-    assert files(tmp_path / "two")["tensorboard"] == 1
+    assert files(two) == files(one)
+    assert files(two)["tensorboard"] == 1
     accuracy = [line for line in single.splitlines() if line.startswith("* accuracy")]
     assert accuracy and accuracy == [line for line in double.splitlines()
                                      if line.startswith("* accuracy")]
