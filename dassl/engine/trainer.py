@@ -116,6 +116,7 @@ class TrainerBase:
             extra["rank_rng_states"] = all_gather_object(extra["rng_state"])
         # "epoch" is the epoch in progress: resuming starts there.
         self._save_models(self.epoch, directory, False, None, INTERRUPTED_CHECKPOINT, extra)
+        barrier()  # no rank exits (and has torchrun stop the others) before rank 0 has written
 
     def _save_models(self, epoch_field, directory, is_best, val_result, model_name, extra):
         if not is_main_process():
@@ -263,6 +264,9 @@ class TrainerBase:
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, self._on_interrupt)
+            # System calls in progress restart (a collective of several processes, in C++,
+            # would otherwise fail on the interruption).
+            signal.siginterrupt(signum, False)
         return previous
 
     def _on_interrupt(self, signum, frame):
