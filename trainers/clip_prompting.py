@@ -137,13 +137,16 @@ class ClassChunkedTextEncoder(nn.Module):
         return self._pieces[1]
 
     def forward(self, prompts, tokenized_prompts, *extra):
+        pieces = self.pieces(tokenized_prompts)
+        # One split (its backward concatenates the chunks' gradients once), not a slice
+        # per chunk (each slice's backward would fill a gradient of all the prompts).
+        chunks = prompts[pieces[0][0]:pieces[-1][1]].split([stop - start for start, stop, _ in pieces])
         features = []
-        for start, stop, tokens in self.pieces(tokenized_prompts):
+        for chunk, (_, _, tokens) in zip(chunks, pieces):
             if self.checkpoint and torch.is_grad_enabled():
-                features.append(checkpoint(self.encoder, prompts[start:stop], tokens, *extra,
-                                           use_reentrant=False))
+                features.append(checkpoint(self.encoder, chunk, tokens, *extra, use_reentrant=False))
             else:
-                features.append(self.encoder(prompts[start:stop], tokens, *extra))
+                features.append(self.encoder(chunk, tokens, *extra))
         features = features[0] if len(features) == 1 else torch.cat(features)
         return all_gather_classes(features, len(tokenized_prompts))
 
