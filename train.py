@@ -10,9 +10,13 @@ The command line is CoOp's:
 
 Config = Dassl defaults + ``extend_cfg``, then the dataset file, the method
 file, the flags, then the trailing ``KEY VALUE`` overrides.
+
+Several processes (GPUs) train one model with the same command under torchrun:
+``torchrun --nproc_per_node N train.py ...`` (dassl/utils/distributed.py).
 """
 import argparse
 import difflib
+import os
 import os.path as osp
 import sys
 
@@ -24,8 +28,9 @@ from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
+from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
 from runs.config_checks import validate_cfg
-from runs.errors import CheckpointError, ConfigError
+from runs.errors import CheckpointError, ConfigError, FolderInUseError
 from runs.lock import lock_output_dir
 from runs.state import FINISHED, completed_epochs, run_state
 from trainers.defaults import extend_cfg
@@ -155,16 +160,50 @@ def check_output_dir(cfg, args):
         print(f"Resuming the unfinished run in {cfg.OUTPUT_DIR} after epoch {done}")
 
 
+def lock_for_all_processes(folder):
+    """Rank 0 takes the output folder's lock (runs/lock.py); every rank learns whether it
+    did, so that all stop together when another run holds it."""
+    refused = None
+    if is_main_process():
+        try:
+            lock_output_dir(folder)
+        except FolderInUseError as error:
+            refused = str(error)
+    refused = broadcast_object(refused)
+    if refused:
+        raise FolderInUseError(refused)
+
+
+def join_processes(cfg):
+    """Under torchrun: join the other processes; only rank 0 prints and logs, and an
+    unseeded run takes rank 0's fresh seed (the ranks must draw one order of the data)."""
+    processes = init_distributed(cfg.USE_CUDA)
+    if processes == 1:
+        return cfg
+    if not is_main_process():
+        sys.stdout = open(os.devnull, "w")
+    print(f"Training with {processes} processes (torchrun): each encodes 1/{processes} of "
+          "every batch and of the class prompts")
+    if cfg.SEED < 0:
+        cfg.defrost()
+        cfg.SEED = broadcast_object(int.from_bytes(os.urandom(4), "little") % 2**31)
+        cfg.freeze()
+        print(f"Unseeded run with several processes: all use the seed {cfg.SEED}")
+    return cfg
+
+
 def main(args):
     cfg = setup_cfg(args)
     check_names(cfg)
     validate_cfg(cfg)
-    lock_output_dir(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
+    cfg = join_processes(cfg)
+    lock_for_all_processes(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
@@ -230,6 +269,10 @@ def run(argv=None):
         trust_checkpoints()
     try:
         main(args)
+        if world_size() > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     # OSError: missing or unreadable data; those messages name the file and the fix.
     except (UsageError, ConfigError, CheckpointError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)

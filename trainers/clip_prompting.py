@@ -10,9 +10,11 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
+from dassl.utils.distributed import all_gather_classes, class_shard, world_size
 from runs.errors import ConfigError
 
 from .deep_prompts import encode_image, replace_text_context, run_blocks
@@ -79,16 +81,20 @@ class TextEncoder(nn.Module):
         self.ln_final = clip_model.ln_final
         self.text_projection = clip_model.text_projection
         self.dtype = clip_model.dtype
-        self._eot = None  # (tokenized prompts, their end-of-text positions, the longest + 1)
+        # id(tokenized prompts) -> (them, their end-of-text positions, the longest + 1)
+        self._eot = {}
 
     def end_of_text(self, tokenized_prompts):
         """Each prompt's end-of-text position (its largest token id) and the context
         length that holds them all; computed once per tokenized-prompt tensor (the
         prompts are fixed: no per-step argmax, and on a GPU no per-step sync)."""
-        if self._eot is None or self._eot[0] is not tokenized_prompts:
+        cached = self._eot.get(id(tokenized_prompts))
+        if cached is None or cached[0] is not tokenized_prompts:
+            if len(self._eot) > 64:  # a few tensors (class chunks) are ever in use
+                self._eot.clear()
             eot = tokenized_prompts.argmax(dim=-1)
-            self._eot = (tokenized_prompts, eot, int(eot.max()) + 1)
-        return self._eot[1:]
+            cached = self._eot[id(tokenized_prompts)] = (tokenized_prompts, eot, int(eot.max()) + 1)
+        return cached[1:]
 
     def forward(self, prompts, tokenized_prompts, layer_prompts=()):
         """``layer_prompts``: deep prompts, one per layer (None: none at that layer), which
@@ -107,6 +113,60 @@ class TextEncoder(nn.Module):
         x = x.permute(1, 0, 2)  # LND -> NLD
         x = self.ln_final(x).type(self.dtype)
         return x[torch.arange(x.shape[0]), eot] @ self.text_projection
+
+
+class ClassChunkedTextEncoder(nn.Module):
+    """A text encoder applied to the class prompts in pieces (``TRAIN.TEXT_ENCODER``):
+    this process's share of the classes (all of them in a single-process run),
+    ``chunk`` classes at a time, each chunk under activation checkpointing
+    (``checkpoint``), so that the backward recomputes one chunk's activations at a time
+    instead of holding those of every class. With several processes the shares'
+    features are gathered, with their gradient. Same features and gradients as the
+    encoder it wraps; further arguments (deep prompts) go to it unchanged."""
+
+    def __init__(self, encoder, chunk=0, checkpoint=False):
+        super().__init__()
+        self.encoder = encoder
+        self.chunk = chunk
+        self.checkpoint = checkpoint
+        self._pieces = None  # (tokenized prompts, [(start, stop, their tokens), ...])
+
+    def pieces(self, tokenized_prompts):
+        """This process's classes in chunks, computed once per tokenized-prompt tensor
+        (each chunk's token tensor stays the same object: its end-of-text positions
+        are computed once too)."""
+        if self._pieces is None or self._pieces[0] is not tokenized_prompts:
+            start, stop = class_shard(len(tokenized_prompts))
+            step = self.chunk or max(stop - start, 1)
+            self._pieces = (tokenized_prompts, [
+                (i, min(i + step, stop), tokenized_prompts[i:min(i + step, stop)])
+                for i in range(start, stop, step)])
+        return self._pieces[1]
+
+    def forward(self, prompts, tokenized_prompts, *extra):
+        pieces = self.pieces(tokenized_prompts)
+        # One split (its backward concatenates the chunks' gradients once), not a slice
+        # per chunk (each slice's backward would fill a gradient of all the prompts).
+        chunks = prompts[pieces[0][0]:pieces[-1][1]].split([stop - start for start, stop, _ in pieces])
+        features = []
+        for chunk, (_, _, tokens) in zip(chunks, pieces):
+            if self.checkpoint and torch.is_grad_enabled():
+                features.append(checkpoint(self.encoder, chunk, tokens, *extra, use_reentrant=False))
+            else:
+                features.append(self.encoder(chunk, tokens, *extra))
+        features = features[0] if len(features) == 1 else torch.cat(features)
+        return all_gather_classes(features, len(tokenized_prompts))
+
+
+def text_encoder_for_run(encoder, options, n_classes):
+    """``encoder`` as ``TRAIN.TEXT_ENCODER`` (``options``) and the process count ask:
+    unchanged when neither chunks, checkpoints nor shards the classes."""
+    if not options.CHUNK_CLASSES and not options.CHECKPOINT and world_size() == 1:
+        return encoder
+    if n_classes < world_size():
+        raise ConfigError(f"{world_size()} processes share the classes' text encoding, but there "
+                          f"are only {n_classes} classes: use at most {n_classes} processes")
+    return ClassChunkedTextEncoder(encoder, options.CHUNK_CLASSES, options.CHECKPOINT)
 
 
 def normalize(features):

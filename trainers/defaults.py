@@ -44,6 +44,15 @@ def extend_cfg(cfg):
     cfg.TRAIN.FEATURE_CACHE.ENABLED = False
     cfg.TRAIN.FEATURE_CACHE.AUGMENTATIONS = 10
 
+    # Memory of the class prompts' text encoding (trainers/clip_prompting.py,
+    # ClassChunkedTextEncoder): CHUNK_CLASSES classes at a time (0: all at once), each
+    # chunk under activation checkpointing with CHECKPOINT True, so that a step holds one
+    # chunk's text activations instead of every class's. Same loss and gradients; off
+    # (0, False) is the plain encoder.
+    cfg.TRAIN.TEXT_ENCODER = CN()
+    cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES = 0
+    cfg.TRAIN.TEXT_ENCODER.CHECKPOINT = False
+
     # SynthWorld, the embedded benchmark (datasets/synthworld.py): generated once
     # under DATASET.ROOT/synthworld with these settings.
     cfg.DATASET.SYNTHWORLD = CN()

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
+from dassl.utils.distributed import world_size
 from runs.errors import ConfigError
 
 from .clip_prompting import (
@@ -75,6 +76,11 @@ class E2MIM(PromptTuningTrainer):
                 "image: image-level Mixup mixes pixels before the image encoder, and cached "
                 "features cannot be mixed that way. Use MIXUP_LEVEL feature, or turn the "
                 "feature cache off")
+        if world_size() > 1 and options.MIXUP_LEVEL == "image":
+            raise ConfigError(
+                f"TRAINER.E2MIM.MIXUP_LEVEL image cannot be used with {world_size()} processes: "
+                "image-level Mixup mixes pixels of partners that other processes hold (they "
+                "share features only). Use MIXUP_LEVEL feature, or one process")
         if not 0 <= options.ENSEMBLE_WEIGHT <= 1:
             raise ConfigError(f"TRAINER.E2MIM.ENSEMBLE_WEIGHT must be in [0, 1]; "
                               f"got {options.ENSEMBLE_WEIGHT}")

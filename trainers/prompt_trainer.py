@@ -11,6 +11,13 @@ optimizer of every registered model that received gradients (through the
 GradScaler under amp) and updates the learning rates at the end of the epoch.
 A method with a second trained part (E2MIM's critic) registers it with
 ``register_model`` and overrides ``backward`` only.
+
+With several processes (``torchrun``) the step is the same on every rank: each rank
+encodes its share of the batch's images and the features are gathered
+(``global_batch``), so ``compute_loss`` sees the global batch as one process would
+(Mixup partners, MI pairs, metrics included); the text encoder shares the classes
+(clip_prompting.ClassChunkedTextEncoder); the gradients are averaged before the
+optimizers step. A method needs nothing of its own for it.
 """
 import os.path as osp
 from contextlib import nullcontext
@@ -22,10 +29,11 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
+from dassl.utils.distributed import average_gradients, gather_rows, world_size
 from runs.config_checks import check_choices
-from runs.errors import CheckpointError
+from runs.errors import CheckpointError, ConfigError
 
-from .clip_prompting import load_clip_for_run, run_precision
+from .clip_prompting import load_clip_for_run, run_precision, text_encoder_for_run
 from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_augmentations
 from .random_streams import run_seed
 
@@ -57,6 +65,9 @@ class PromptTuningTrainer(TrainerX):
     def check_cfg(self, cfg):
         check_choices(cfg, f"TRAINER.{self.CONFIG_NODE}.")
         check_feature_cache_cfg(cfg)
+        if cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES < 0:
+            raise ConfigError(f"TRAIN.TEXT_ENCODER.CHUNK_CLASSES must be >= 0 (classes per chunk, "
+                              f"0: all at once); got {cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES}")
 
     # ------------------------------------------------------------------ model
     def build_custom_clip(self, clip_model):
@@ -72,6 +83,9 @@ class PromptTuningTrainer(TrainerX):
 
         print("Building custom CLIP")
         self.model = self.build_custom_clip(clip_model)
+        if hasattr(self.model, "text_encoder"):
+            self.model.text_encoder = text_encoder_for_run(self.model.text_encoder,
+                                                           cfg.TRAIN.TEXT_ENCODER, self.num_classes)
 
         # Frozen means frozen: CLIP's weights get no gradient, and CLIP stays in
         # eval mode (build_model returns it so, and only the registered prompt
@@ -132,11 +146,15 @@ class PromptTuningTrainer(TrainerX):
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
+        if world_size() > 1:
+            image, label = self.global_batch(image, label)
         with self.autocast():
             terms = self.compute_loss(image, label)
         self.check_finite(terms)
         self.model_zero_grad()
         self.backward(terms)
+        average_gradients(p for name in self.get_model_names()
+                          for p in self._models[name].parameters())
         self.step_optimizers()
 
         loss_summary = {"loss": terms["loss"].item()}
@@ -147,6 +165,15 @@ class PromptTuningTrainer(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return loss_summary
+
+    def global_batch(self, image, label):
+        """The global batch as features (as TRAIN.FEATURE_CACHE serves them): this rank's
+        images encoded here (CLIP's image encoder is frozen: no gradient), every rank's
+        features and labels gathered in rank order."""
+        if image.dim() > 2:
+            with torch.no_grad(), self.autocast():
+                image = self.model.image_features(image)
+        return gather_rows(image), gather_rows(label)
 
     def autocast(self):
         return torch.autocast("cuda") if self.precision == "amp" else nullcontext()

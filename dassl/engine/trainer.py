@@ -19,7 +19,12 @@ Beyond upstream (no signature changes):
 - a loss that is not finite stops the run naming the epoch, the batch and the
   loss terms; nothing of that step is applied and no checkpoint is written
   after it, so the last epoch's checkpoint is the last good state;
-- evaluation shows a progress bar.
+- evaluation shows a progress bar;
+- with several processes (``torchrun``, dassl/utils/distributed.py) rank 0 alone
+  writes checkpoints and tensorboard; the ranks agree on their random state at
+  each epoch's start and on stopping after a signal, an interrupted checkpoint
+  holds every rank's random state, and evaluation runs on each rank's share of
+  the set, gathered before the metrics.
 """
 import datetime
 import os
@@ -47,6 +52,17 @@ from dassl.utils import (
     set_rng_state,
     tolist_if_not,
 )
+from dassl.utils.distributed import (
+    all_gather_object,
+    any_process,
+    barrier,
+    gather_rows,
+    is_main_process,
+    rank,
+    sync_random_state,
+    world_size,
+)
+from runs.errors import CheckpointError
 
 INTERRUPTED_CHECKPOINT = "model.pth.tar-interrupted"
 
@@ -96,10 +112,15 @@ class TrainerBase:
         """A checkpoint after the current batch, from which the epoch resumes exactly."""
         extra = {**self.resume_state(), "batch": self.batch_idx + 1,
                  "epoch_rng_state": self._epoch_rng_state}
+        if world_size() > 1:  # each rank drew its own augmentations since the epoch began
+            extra["rank_rng_states"] = all_gather_object(extra["rng_state"])
         # "epoch" is the epoch in progress: resuming starts there.
         self._save_models(self.epoch, directory, False, None, INTERRUPTED_CHECKPOINT, extra)
+        barrier()  # no rank exits (and has torchrun stop the others) before rank 0 has written
 
     def _save_models(self, epoch_field, directory, is_best, val_result, model_name, extra):
+        if not is_main_process():
+            return
         for name in self.get_model_names():
             model_dict = self._models[name].state_dict()
             optim_dict = self._optims[name].state_dict() if self._optims[name] is not None else None
@@ -136,7 +157,7 @@ class TrainerBase:
         checkpoint = load_checkpoint(latest_checkpoint(osp.join(directory, names[0])))
         if "batch" in checkpoint:  # interrupted mid-epoch (save_interrupted)
             set_rng_state(checkpoint["epoch_rng_state"])
-            self._resume_position = (checkpoint["batch"], checkpoint["rng_state"])
+            self._resume_position = (checkpoint["batch"], self._own_rng_state(checkpoint))
             print(f"Resuming epoch {start_epoch + 1} after its batch {checkpoint['batch']} "
                   "(the batches done are drawn again and skipped)")
         elif "rng_state" in checkpoint:
@@ -145,6 +166,16 @@ class TrainerBase:
         if checkpoint.get("best_result") is not None:
             self.best_result = checkpoint["best_result"]
         return start_epoch
+
+    @staticmethod
+    def _own_rng_state(checkpoint):
+        """This rank's random state in an interrupted checkpoint."""
+        states = checkpoint.get("rank_rng_states", [checkpoint["rng_state"]])
+        if len(states) != world_size():
+            raise CheckpointError(
+                f"the run was interrupted with {len(states)} process(es) and resumes with "
+                f"{world_size()}: resume a mid-epoch interruption with as many processes")
+        return states[rank()]
 
     def load_model(self, directory, epoch=None):
         if not directory:
@@ -216,7 +247,7 @@ class TrainerBase:
                 self.before_epoch()
                 self.run_epoch()
                 self.after_epoch()
-                if self._interrupt_signal is not None:  # arrived during the evaluation
+                if self._interrupted():  # arrived during the evaluation
                     self._stop(f"at the end of epoch {self.epoch + 1}")
         finally:
             for signum, handler in previous_handlers.items():
@@ -233,6 +264,9 @@ class TrainerBase:
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, self._on_interrupt)
+            # System calls in progress restart (a collective of several processes, in C++,
+            # would otherwise fail on the interruption).
+            signal.siginterrupt(signum, False)
         return previous
 
     def _on_interrupt(self, signum, frame):
@@ -243,6 +277,12 @@ class TrainerBase:
         self._interrupt_signal = signum
         print(f"\n{signal.Signals(signum).name} received: stopping after this batch with a "
               "resumable checkpoint (send it again to stop at once)", flush=True)
+
+    def _interrupted(self):
+        """Whether a signal arrived (on any rank: all ranks stop at the same batch)."""
+        if world_size() > 1 and any_process(self._interrupt_signal is not None):
+            self._interrupt_signal = self._interrupt_signal or signal.SIGTERM
+        return self._interrupt_signal is not None
 
     def _stop(self, where):
         name = signal.Signals(self._interrupt_signal).name
@@ -357,14 +397,16 @@ class SimpleTrainer(TrainerBase):
             directory = self.cfg.RESUME
         self.start_epoch = self.resume_model_if_exist(directory)
 
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        if is_main_process():
+            writer_dir = osp.join(self.output_dir, "tensorboard")
+            mkdir_if_missing(writer_dir)
+            self.init_writer(writer_dir)
 
         self.time_start = time.time()
 
     def after_train(self):
         print("Finish training")
+        barrier()  # the checkpoints rank 0 wrote are there for every rank
 
         do_test = not self.cfg.TEST.NO_TEST
         if do_test:
@@ -398,6 +440,8 @@ class SimpleTrainer(TrainerBase):
         # previous epoch's file where upstream would not have written it.
         self.check_finite_weights()
         self.save_model(self.epoch, self.output_dir)
+        if not is_main_process():
+            return
         for name in self.get_model_names():  # superseded by the epoch's checkpoint
             path = osp.join(self.output_dir, name, INTERRUPTED_CHECKPOINT)
             if osp.exists(path):
@@ -445,10 +489,20 @@ class SimpleTrainer(TrainerBase):
 
         print(f"Evaluate on the *{split}* set")
 
-        for batch_idx, batch in enumerate(tqdm(data_loader, desc=f"eval {split}", unit="batch")):
+        outputs, labels = [], []
+        for batch_idx, batch in enumerate(tqdm(data_loader, desc=f"eval {split}", unit="batch",
+                                               disable=not is_main_process())):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
-            self.evaluator.process(output, label)
+            if world_size() == 1:
+                self.evaluator.process(output, label)
+            else:
+                outputs.append(output)
+                labels.append(label)
+        if world_size() > 1:  # every rank's share, in order; the padding at the end dropped
+            count = len(data_loader.dataset)
+            self.evaluator.process(gather_rows(torch.cat(outputs))[:count],
+                                   gather_rows(torch.cat(labels))[:count])
 
         results = self.evaluator.evaluate()
 
@@ -485,6 +539,7 @@ class TrainerX(SimpleTrainer):
         # state at its start: kept for a mid-epoch checkpoint, restored on resume.
         skip, state_after_skipped = self._resume_position or (0, None)
         self._resume_position = None
+        sync_random_state()  # several processes: one order of the data for all
         self._epoch_rng_state = get_rng_state()
 
         end = time.time()
@@ -527,7 +582,7 @@ class TrainerX(SimpleTrainer):
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
 
-            if self._interrupt_signal is not None:
+            if self._interrupted():
                 self.save_interrupted(self.output_dir)
                 self._stop(f"at epoch {self.epoch + 1}, batch {self.batch_idx + 1}")
             end = time.time()
