@@ -222,7 +222,7 @@ def print_results(protocol, grid, settings):
     if protocol == "base2new":
         root = settings.out("base2new")
         if osp.isdir(root):
-            print_base2new(root, SimpleNamespace(ci95=False, format="table"))
+            print_base2new(root, SimpleNamespace(ci95=False, format="table", compare=None))
         return
     experiments = {}
     for task in grid:
