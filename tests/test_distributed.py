@@ -67,7 +67,7 @@ def files(output_dir):
 def learned_weights(output_dir, names):
     weights = {}
     for name in names:
-        state = torch.load(osp.join(str(output_dir), name, "model.pth.tar-1"), weights_only=False)
+        state = torch.load(osp.join(str(output_dir), name, "model.pth.tar-1"), weights_only=True)
         weights.update({f"{name}.{k}": v for k, v in state["state_dict"].items()
                         if not k.startswith("token_")})
     return weights
@@ -89,7 +89,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(runs, name, model
         torch.testing.assert_close(weights[key], reference[key], rtol=1e-5, atol=1e-5,
                                    equal_nan=True)  # (an estimator buffer unset: NaN)
     optimizer = torch.load(osp.join(str(two), "prompt_learner", "model.pth.tar-1"),
-                           weights_only=False)["optimizer"]
+                           weights_only=True)["optimizer"]
     assert optimizer["state"]  # it stepped: the weights moved
 
     # Rank 0 alone wrote: one log, one event file, one checkpoint per model.

@@ -3,9 +3,7 @@ against OpenAI's CLIP, the template context, train.py end to end, upstream check
 configs."""
 import glob
 import math
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -167,18 +165,21 @@ def test_published_configs_merge_unchanged(path):
     assert cfg.OPTIM.NAME == "sgd" and cfg.OPTIM.LR == 0.002 and cfg.OPTIM.WARMUP_EPOCH == 1
 
 
-def test_scripts_pass_upstreams_settings(tmp_path):
-    # PYTHON=echo prints the train.py command a script would run.
-    env = dict(os.environ, DATA=str(tmp_path), OUTPUT=str(tmp_path / "out"), PYTHON="echo")
-    def command(*args):
-        return subprocess.run(["bash", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                              check=True).stdout
-    out = command("scripts/prograd/base2new_train.sh", "caltech101", "1")
-    assert "configs/trainers/ProGrad/rn50_ep100.yaml" in out and "LOSS.LAMBDA 1.0" in out
-    assert "DATASET.NUM_SHOTS 4 DATASET.SUBSAMPLE_CLASSES base" in out
-    assert "base2new/train_base/caltech101/shots_4/ProGrad/rn50_ep100/seed1" in out
-    env["LAMBDA"] = "0.8"
-    out = command("scripts/prograd/fewshot.sh", "dtd", "2", "16")
-    assert "configs/trainers/ProGrad/rn50.yaml" in out and "LOSS.LAMBDA 0.8" in out
-    out = command("scripts/prograd/xd_train.sh", "1")
-    assert "configs/trainers/ProGrad/rn50_ep50.yaml" in out and "imagenet" in out
+def test_grid_runs_upstreams_settings(tmp_path):
+    """The protocols' jobs (runs/grid.py, which the scripts and the sweep read): upstream's
+    configs per protocol and LOSS.LAMBDA (the scripts' LAMBDA=... replaces it)."""
+    from runs.grid import Settings, tasks
+
+    settings = Settings(str(tmp_path))
+    (train_job, _), = tasks("base2new", ["ProGrad"], ["caltech101"], [1], [4], settings)
+    args = " ".join(train_job.argv())
+    assert "configs/trainers/ProGrad/rn50_ep100.yaml" in args and "LOSS.LAMBDA 1.0" in args
+    assert "DATASET.NUM_SHOTS 4 DATASET.SUBSAMPLE_CLASSES base" in args
+    assert "base2new/train_base/caltech101/shots_4/ProGrad/rn50_ep100/seed1" in args
+    lam = Settings(str(tmp_path), method_opts=("LOSS.LAMBDA", "0.8"))
+    (job,), = tasks("fewshot", ["ProGrad"], ["dtd"], [2], [16], lam)
+    assert "configs/trainers/ProGrad/rn50.yaml" in " ".join(job.argv())
+    assert "LOSS.LAMBDA 0.8" in " ".join(job.argv())
+    (xd_train, *_), = tasks("xd", ["ProGrad"], ["caltech101"], [1], [16], settings)
+    assert "configs/trainers/ProGrad/rn50_ep50.yaml" in " ".join(xd_train.argv())
+    assert "imagenet" in " ".join(xd_train.argv())

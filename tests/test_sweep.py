@@ -15,7 +15,7 @@ import torch
 
 from runs.state import run_state
 from tests import dataset_trees
-from tests.conftest import REPO, tiny_opts
+from tests.helpers import REPO, tiny_opts
 from tools import sweep
 
 GRID = ["--methods", "CoOp", "E2MIM", "--datasets", "caltech101", "--seeds", "1", "2"]

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from parse_test_res import log_files  # noqa: E402
+from runs.state import log_files  # noqa: E402
 from tools.plotting import close, new_figure, save_figure, style  # noqa: E402
 
 BATCH_LINE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/(\d+)\] (.*)$")
