@@ -136,6 +136,10 @@ def test_demo_quick_path_on_a_reduced_world(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for trainer in ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "E2MIM"):
         assert f"{trainer} / synthworld / shots 16" in proc.stdout
+    # CoOp's second setting and E2MIM's ablations are rows of their own.
+    for row in ("CoOp / synthworld_ctxv1", "E2MIM / synthworld_no_mi ", "E2MIM / synthworld_no_mixup",
+                "E2MIM / synthworld_no_mi_no_mixup"):
+        assert row in proc.stdout, row
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "| E2MIM" in report
     figures = tmp_path / "demo" / "figures"
@@ -145,4 +149,4 @@ def test_demo_quick_path_on_a_reduced_world(tmp_path):
     again = subprocess.run(["bash", osp.join(REPO, "scripts", "demo.sh"), "--quick"], cwd="/",
                            env=env, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0
-    assert "[sweep] base2new: 4 tasks, 4 finished, 0 to run" in again.stdout
+    assert "[sweep] base2new: 8 tasks, 8 finished, 0 to run" in again.stdout
