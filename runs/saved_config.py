@@ -9,6 +9,7 @@ import os.path as osp
 import yaml
 
 from runs.errors import ConfigError
+from runs.state import checkpoint_epoch
 
 CONFIG_HEADER = "** Config **"
 CONFIG_END = "Collecting env info"
@@ -40,15 +41,16 @@ def load_run_config(run_dir):
     return cfg
 
 
-def checkpoint_epoch(run_dir, model_name="prompt_learner"):
-    """The epoch of the run's latest checkpoint of ``model_name`` (its pointer file)."""
+def latest_epoch(run_dir, model_name="prompt_learner"):
+    """The epoch of the run's latest checkpoint of ``model_name`` (its pointer file, read
+    by dassl's latest_checkpoint; the epoch by runs.state.checkpoint_epoch)."""
     from dassl.utils import latest_checkpoint
 
     path = latest_checkpoint(osp.join(run_dir, model_name))
     if path is None or not osp.isfile(path):
         raise ConfigError(f"{run_dir} has no checkpoint of {model_name} ({model_name}/checkpoint "
                           "names the latest; is this a finished training run?)")
-    return int(path.rsplit("-", 1)[1])
+    return checkpoint_epoch(path)
 
 
 def rebuild_trainer(run_dir, *opts, root="", epoch=None):
@@ -67,6 +69,6 @@ def rebuild_trainer(run_dir, *opts, root="", epoch=None):
     cfg.freeze()
     trainer = build_trainer(cfg)
     if trainer.get_model_names():
-        trainer.load_model(run_dir, epoch=epoch or checkpoint_epoch(run_dir))
+        trainer.load_model(run_dir, epoch=epoch or latest_epoch(run_dir))
     trainer.set_model_mode("eval")
     return trainer

@@ -41,11 +41,11 @@ def interpret(run_dir, topk=3, epoch=None):
     from clip import clip
     from clip.simple_tokenizer import SimpleTokenizer
     from dassl.utils import load_checkpoint
-    from runs.saved_config import checkpoint_epoch, load_run_config
+    from runs.saved_config import latest_epoch, load_run_config
     from trainers.clip_prompting import resolve_backbone
 
     cfg = load_run_config(run_dir)
-    epoch = epoch or checkpoint_epoch(run_dir)
+    epoch = epoch or latest_epoch(run_dir)
     path = osp.join(run_dir, "prompt_learner", f"model.pth.tar-{epoch}")
     if not osp.isfile(path):
         raise SystemExit(f"interpret_prompt.py: error: {path} is missing (the run's checkpoints: "

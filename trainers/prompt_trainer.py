@@ -127,8 +127,8 @@ class PromptTuningTrainer(TrainerX):
             with self.autocast():
                 return self.model.image_features(images)
 
-        features = encode_augmentations(encode, self.cfg, data_source, loader.dataset.transform, copies,
-                                self.run_seed, self.device)
+        features = encode_augmentations(encode, self.cfg, data_source, loader.dataset.transform,
+                                        copies, self.run_seed, self.device)
         labels = torch.tensor([item.label for item in data_source])
         self.train_loader_x = CachedFeatureLoader(loader, features, labels, self.run_seed)
 
