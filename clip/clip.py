@@ -41,7 +41,7 @@ DEFAULT_ROOT = os.path.expanduser("~/.cache/clip")
 
 # Models shipped inside this repository (not OpenAI releases): name -> file.
 _SHIPPED = {name: os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", f"{name}.pt")
-            for name in ("SynthCLIP-RN", "SynthCLIP-ViT")}
+            for name in ("SynthCLIP-RN", "SynthCLIP-ViT", "SynthCLIP-Cone")}
 
 
 def _sha256(path):

@@ -25,6 +25,8 @@ MODEL_SHAPES = {
     # 8-pixel patches (a 4x4 grid), width 64, 9 layers: vision prompts to depth 9 fit; the
     # text tower is SynthCLIP-RN's (tools/pretrain_synthclip.py distils into its space).
     "SynthCLIP-ViT": (128, 32, 9, 64, 8, 77, 49408, 128, 2, 3),
+    # SynthCLIP-ViT in the releases' cone geometry (two constant feature columns appended).
+    "SynthCLIP-Cone": (130, 32, 9, 64, 8, 77, 49408, 128, 2, 3),
     # Tiny shapes for tests: one attention head per tower (width 64).
     "tiny-ViT": (32, 32, 2, 64, 8, 77, 49408, 64, 1, 2),
     "tiny-RN": (32, 64, (1, 1, 1, 1), 8, None, 77, 49408, 64, 1, 2),

@@ -3,8 +3,10 @@
     python tools/plot_base2new.py output/base2new [--out output/figures/base2new]
 
 Methods are ordered zero-shot first, then the baselines, then E2MIM; each method
-keeps one hatch and gray level (readable in grayscale). The numbers are
-parse_test_res.py's reading of the same tree. Writes OUT.png and OUT.pdf.
+keeps one fill from a colour-blind-safe palette and one hatch, no two alike, with the
+legend beside the axes. One panel per dataset, and the average only when there are
+several. The numbers are parse_test_res.py's reading of the same tree. Writes
+OUT.png and OUT.pdf.
 """
 import argparse
 import os.path as osp
@@ -45,8 +47,9 @@ def plot(root, out_base):
             name = "average" if record["dataset"].startswith("average") else record["dataset"]
             if name not in panels:
                 panels.append(name)
-    panels = [p for p in panels if p != "average"] + [p for p in panels if p == "average"]
-    fig, axes = new_figure(len(panels), width=max(3.6, 1.1 * len(methods) + 1.4))
+    datasets = [p for p in panels if p != "average"]
+    panels = datasets + (["average"] if len(datasets) > 1 else [])
+    fig, axes = new_figure(len(panels), width=max(3.6, 0.45 * len(methods) + 2.2))
     width = 0.8 / len(methods)
     for ax, panel in zip(axes, panels):
         for i, (method, records) in enumerate(methods.items()):
@@ -58,16 +61,19 @@ def plot(root, out_base):
             values = [record[m] if record[m] is not None else np.nan for m in METRICS]
             errors = [record.get(m + "_std") or 0.0 for m in METRICS]
             x = np.arange(len(METRICS)) + (i - (len(methods) - 1) / 2) * width
-            ax.bar(x, values, width, yerr=errors, capsize=3, label=method, color=look["gray"],
-                   hatch=look["hatch"], edgecolor="black", linewidth=0.6, gid=f"{method}|{panel}")
+            ax.bar(x, values, width, yerr=errors, capsize=2, label=method, color=look["fill"],
+                   hatch=look["hatch"], edgecolor="black", linewidth=0.5, gid=f"{method}|{panel}")
         ax.set_title(panel if panel != "average" else next(
             r["dataset"] for r in next(iter(methods.values())) if r["dataset"].startswith("average")))
         ax.set_xticks(range(len(METRICS)), METRICS)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize="small", loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5),
+               frameon=False)
     fig.suptitle("Base-to-new generalisation (error bars: std over seeds)")
+    fig.tight_layout()
     paths = save_figure(fig, out_base)
     return fig, paths
 

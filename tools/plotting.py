@@ -18,6 +18,10 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 GRAYS = ("0.0", "0.35", "0.55", "0.75", "0.2", "0.45", "0.65", "0.85")
+# Fills of bar series: colour-blind-safe, no two alike (Paul Tol's "muted" and "bright"
+# schemes, https://personal.sron.nl/~pault/), each with its own hatch as well.
+FILLS = ("#DDDDDD", "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77",
+         "#CC6677", "#882255", "#AA4499", "#EE6677", "#4477AA", "#CCBB44", "#66CCEE")
 HEADLINE = "E2MIM"
 
 
@@ -28,7 +32,8 @@ def style(index):
             "linestyle": LINESTYLES[index % len(LINESTYLES)],
             "hatch": HATCHES[index % len(HATCHES)],
             "gray": GRAYS[index % len(GRAYS)],
-            "color": f"C{index % 10}"}
+            "color": f"C{index % 10}",
+            "fill": FILLS[index % len(FILLS)]}
 
 
 def is_zero_shot(method):

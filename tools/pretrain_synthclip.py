@@ -2,6 +2,7 @@
 
     python tools/pretrain_synthclip.py                     # writes clip/weights/SynthCLIP-ViT.pt
     python tools/pretrain_synthclip.py --model SynthCLIP-RN          # clip/weights/SynthCLIP-RN.pt
+    python tools/pretrain_synthclip.py --model SynthCLIP-Cone        # clip/weights/SynthCLIP-Cone.pt
     python tools/pretrain_synthclip.py --steps 200 --out /tmp/t.pt   # a quick try
 
 Contrastive (CLIP) training on freshly rendered pairs of all 144 colour-shape
@@ -17,6 +18,15 @@ CLIP's initial 1/0.07 it only reaches about 22 in this world (SynthCLIP-RN); hel
 100 from the first step, the ViT learned slowly (27% zero-shot after 1,000 of 1,500
 steps); so the scale follows a schedule, from 1/0.07 up to 100 over the first half
 of the steps, and the second half trains the features at the scale they are used at.
+
+SynthCLIP-Cone, the world CLIP of the demo, is not trained but constructed from
+SynthCLIP-ViT (``cone_construction``, seconds): the releases' geometry at their
+logit scale of 100. Both towers' features get a constant part, one direction for
+the images and one for the texts (two narrow cones with a modality gap between
+them), and the learned part is shrunk so that 100 x cosine equals
+``effective_scale`` x the old cosine plus a constant: the logits of a model
+calibrated at its own temperature, stored at the releases' scale, with matched
+image-text cosines near the releases' 0.3 instead of 0.7.
 """
 import argparse
 import math
@@ -44,6 +54,14 @@ RECIPES = {
     "SynthCLIP-RN": {"steps": 2500, "lr": 1e-3, "warmup": 200, "logit_scale": "learned"},
     "SynthCLIP-ViT": {"steps": 4000, "lr": 2e-3, "warmup": 50, "logit_scale": "clamp",
                       "teacher": "SynthCLIP-RN"},
+    # Constructed, not trained (cone_construction): SynthCLIP-ViT at an effective
+    # temperature of 6 (the task's zero-shot cross-entropy within 1-2.5 nats on base and
+    # new classes; docs/SYNTHWORLD.md), matched image-text cosines of 0.30 as the releases'.
+    # The text stream is left as it is: scaled by 0.45 (prompts moving 5x as far per step,
+    # for the demo's fifth of the published schedules) it lifted KgCoOp's base accuracy by
+    # 3 points but MaPLe collapsed (40.9 H).
+    "SynthCLIP-Cone": {"construct": "SynthCLIP-ViT", "effective_scale": 6.0,
+                       "matched_cosine": 0.30, "text_stream_scale": 1.0},
 }
 INITIAL_LOGIT_SCALE = 1 / 0.07  # CLIP's
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp
@@ -76,6 +94,84 @@ def zero_shot_accuracy(model, colour_names, n_per_class=20, seed=12345, hue_shif
         correct += ((image @ text.t()).argmax(1) == labels[sl]).sum().item()
     model.train()
     return 100.0 * correct / len(labels)
+
+
+def scale_text_stream(state_dict, factor):
+    """The text tower with its residual stream ``factor`` times as large: the token and
+    position embeddings and every block's output projections scaled. Each LayerNorm
+    removes the scale again, so the tower computes the same function (up to LayerNorm's
+    epsilon), but a prompt vector drawn from the token embeddings is ``factor`` times as
+    long and its gradient ``1 / factor`` times as large: one optimiser step moves it
+    ``1 / factor^2`` times as far, relative to its length."""
+    scaled = dict(state_dict)
+    for key, value in state_dict.items():
+        if key in ("token_embedding.weight", "positional_embedding") or (
+                key.startswith("transformer.") and (".attn.out_proj." in key or ".mlp.c_proj." in key)):
+            scaled[key] = (value.float() * factor).to(value.dtype)
+    return scaled
+
+
+def cone_construction(state_dict, effective_scale, matched_cosine, text_stream_scale=1.0, seed=1,
+                      n_pairs=1000):
+    """A state dict of the same CLIP at logit scale 100 whose logits are
+    ``effective_scale`` x its cosines plus a constant, in the releases' cone geometry.
+
+    Each tower's features are ``x @ P`` with ``x = n * g + b`` the output of its final
+    LayerNorm, where ``n`` sums to zero over the width. One channel ``j`` of that norm is
+    made a constant 1 (gain 0, bias 1); since ``n_j = -sum of the other n_i``, the rows of
+    ``P`` are rewritten so that the old features come out exactly as before, and ``P``'s
+    row ``j`` then carries any constant. The old columns are scaled by ``a / rho`` (``rho``:
+    the tower's mean feature norm on fresh pretraining pairs; ``a^2 = effective_scale /
+    100``), and two columns are appended that read only channel ``j``: the cone
+    directions, ``p`` for images and ``q`` for texts, ``|p|^2 = |q|^2 = 1 - a^2``, ``p.q``
+    set so that a matched pair's cosine is ``matched_cosine``. A feature's norm is 1 up
+    to the spread of its learned part's norm, and ``100 cos = 100 a^2 cos_old + 100 p.q``
+    up to that spread: the softmax of the old model at temperature ``effective_scale``.
+    With ``text_stream_scale`` the text tower's residual stream is scaled first
+    (``scale_text_stream``).
+    """
+    if text_stream_scale != 1.0:
+        state_dict = scale_text_stream(state_dict, text_stream_scale)
+    model = build_model({k: v.clone() for k, v in state_dict.items()}).float().eval()
+    names = list(COLOURS)
+    gen = torch.Generator().manual_seed(seed)
+    colour_ids = torch.randint(len(names), (n_pairs,), generator=gen)
+    shape_ids = torch.randint(len(SHAPES), (n_pairs,), generator=gen)
+    with torch.no_grad():
+        images, _ = render(colour_ids, shape_ids, gen, names)
+        image = model.encode_image(normalize_images(images)).float()
+        prompts = [f"a photo of a {names[c]} {SHAPES[s]}." for c, s in
+                   zip(colour_ids.tolist(), shape_ids.tolist())]
+        text = model.encode_text(tokenize_to_last_eot(prompts)).float()
+    old_matched = (F.normalize(image, dim=-1) * F.normalize(text, dim=-1)).sum(-1).mean().item()
+    a2 = effective_scale / MAX_LOGIT_SCALE
+    radius2 = 1 - a2
+    gap_cosine = (matched_cosine - a2 * old_matched) / radius2  # cos of the angle p, q
+    if not -1 < gap_cosine < 1:
+        raise SystemExit(f"pretrain_synthclip.py: error: matched cosine {matched_cosine} is out "
+                         f"of reach at effective scale {effective_scale}")
+    cones = {"image": torch.tensor([1.0, 0.0]) * math.sqrt(radius2),
+             "text": torch.tensor([gap_cosine, math.sqrt(1 - gap_cosine ** 2)]) * math.sqrt(radius2)}
+    out = dict(state_dict)
+    for tower, norm, proj, features in (("image", "visual.ln_post", "visual.proj", image),
+                                         ("text", "ln_final", "text_projection", text)):
+        gain, bias = state_dict[norm + ".weight"].float(), state_dict[norm + ".bias"].float()
+        old = state_dict[proj].float()
+        j = int((gain.abs() * old.norm(dim=1)).argmin())  # the channel that carries least
+        others = torch.arange(len(gain)) != j
+        rows = old.clone()
+        rows[others] -= (gain[j] / gain[others])[:, None] * old[j]
+        rows[j] = (bias[j] + gain[j] * (bias[others] / gain[others]).sum()) * old[j]
+        rows *= math.sqrt(a2) / features.norm(dim=-1).mean().item()
+        constant = torch.zeros(len(gain), 2)
+        constant[j] = cones[tower]
+        new_gain, new_bias = gain.clone(), bias.clone()
+        new_gain[j], new_bias[j] = 0.0, 1.0
+        out[norm + ".weight"] = new_gain.to(state_dict[norm + ".weight"].dtype)
+        out[norm + ".bias"] = new_bias.to(state_dict[norm + ".bias"].dtype)
+        out[proj] = torch.cat([rows, constant], dim=1).to(state_dict[proj].dtype)
+    out["logit_scale"] = torch.tensor(math.log(MAX_LOGIT_SCALE))
+    return out
 
 
 def load_teacher(model, name):
@@ -124,10 +220,20 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, default=0, help="stop early after this")
     parser.add_argument("--out", help="default: clip/weights/<model>.pt")
     args = parser.parse_args(argv)
-    for key, value in RECIPES[args.model].items():
+    recipe = RECIPES[args.model]
+    args.out = args.out or osp.join("clip", "weights", f"{args.model}.pt")
+    if "construct" in recipe:
+        state_dict = cone_construction(read_state_dict(model_file(recipe["construct"])),
+                                       recipe["effective_scale"], recipe["matched_cosine"],
+                                       recipe["text_stream_scale"], seed=args.seed)
+        print(f"{args.model}: {recipe['construct']} in cone geometry, effective scale "
+              f"{recipe['effective_scale']}, matched cosine {recipe['matched_cosine']}, text "
+              f"stream scaled by {recipe['text_stream_scale']}")
+        save_state_dict(state_dict, args.out)
+        return
+    for key, value in recipe.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.out = args.out or osp.join("clip", "weights", f"{args.model}.pt")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -209,11 +315,15 @@ def main(argv=None):
     convert_weights(model)
     state_dict = model.state_dict()
     state_dict["token_embedding.weight"] = state_dict["token_embedding.weight"].half()
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    partial = args.out + ".partial"  # written whole, then renamed: never a half file
+    save_state_dict(state_dict, args.out)
+
+
+def save_state_dict(state_dict, out):
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    partial = out + ".partial"  # written whole, then renamed: never a half file
     torch.save(state_dict, partial)
-    os.replace(partial, args.out)
-    print(f"Saved {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB)")
+    os.replace(partial, out)
+    print(f"Saved {out} ({osp.getsize(out) / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ def main(argv=None):
     parser.add_argument("--tsne", nargs="*", default=[], help="training runs to draw a t-SNE of")
     parser.add_argument("--tsne-subsample", choices=["base", "new", "all"], default="new")
     parser.add_argument("--training", nargs="*", default=[], help="runs whose curves to draw")
+    parser.add_argument("--section", nargs="*", default=[],
+                        help="Markdown files to include after the results (e.g. the fidelity "
+                             "report of python -m tools.world_check --markdown)")
     args = parser.parse_args(argv)
     tree = args.tree
     out = args.out or osp.join(tree, "report.md")
@@ -82,6 +85,9 @@ def main(argv=None):
                          f"{tree}/<dataset>/<trainer>/<cfg>_<K>shots/seed<N>")
     if have_base2new:
         lines += base2new_section(base2new_root, report_dir, figures)
+    for section in args.section:
+        with open(section) as f:
+            lines += [f.read(), ""]
     if have_fewshot:
         fig, paths = plot_fewshot.plot(tree, osp.join(figures, "fewshot"))
         close(fig)
