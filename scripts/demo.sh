@@ -47,7 +47,7 @@ start=$(date +%s)
 # its full output goes to $OUTPUT/logs/sweep.txt, each job's to sweep-log.txt in its run folder.
 sweep() {  # PROTOCOL ARGS...
     # shellcheck disable=SC2086  # EXTRA_OPTS: KEY VALUE pairs for every train.py call
-    "$PYTHON" -m tools.sweep "$@" --datasets synthworld --cfg synthworld --root "$DATA" \
+    "$PYTHON" -m tools.sweep "$@" --datasets synthworld --cfg "$CFG" --root "$DATA" \
         --output "$OUTPUT" --workers "$JOBS" ${EXTRA_OPTS:+--opts $EXTRA_OPTS} 2>&1 | tee -a "$OUTPUT/logs/sweep.txt" \
         | grep --line-buffered '^\[sweep\]' \
         || { echo "[demo] a job failed; see $OUTPUT/logs/sweep.txt" >&2; exit 1; }
