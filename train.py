@@ -16,8 +16,10 @@ Several processes (GPUs) train one model with the same command under torchrun:
 """
 import argparse
 import difflib
+import glob
 import os
 import os.path as osp
+import shutil
 import sys
 
 import torch
@@ -30,8 +32,8 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
 from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
 from runs.config_checks import validate_cfg
-from runs.errors import CheckpointError, ConfigError, FolderInUseError
-from runs.lock import lock_output_dir
+from runs.errors import CheckpointError, ConfigError, DataFileError, FolderInUseError
+from runs.lock import LOCK_NAME, lock_output_dir
 from runs.state import FINISHED, completed_epochs, run_state
 from trainers.defaults import extend_cfg
 
@@ -192,11 +194,33 @@ def join_processes(cfg):
     return cfg
 
 
-def main(args):
+def forget_failed_start(folder, before):
+    """Remove what a run that stopped on an error before its first checkpoint added to its
+    output folder (its log, its lock file, the folder if it made it): a failed start must not
+    read as an interrupted run (runs/state.py). ``before``: the folder's entries at the start
+    (None: there was no folder)."""
+    if not folder or not osp.isdir(folder) or glob.glob(osp.join(folder, "*", "checkpoint")):
+        return
+    for name in set(os.listdir(folder)) - (before or set()):
+        path = osp.join(folder, name)
+        if name == LOCK_NAME or name.startswith("log.txt"):
+            os.unlink(path)
+        elif name == "tensorboard" and osp.isdir(path):
+            shutil.rmtree(path)
+    if before is None and not os.listdir(folder):
+        os.rmdir(folder)
+
+
+def main(args, started=None):
+    """Train or evaluate as ``args`` say. ``started`` (a dict) receives the output folder and
+    its entries before this run touched it, for ``forget_failed_start``."""
     cfg = setup_cfg(args)
     check_names(cfg)
     validate_cfg(cfg)
     cfg = join_processes(cfg)
+    if started is not None and is_main_process():
+        folder = osp.abspath(cfg.OUTPUT_DIR)
+        started.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None)
     lock_for_all_processes(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
@@ -267,15 +291,21 @@ def run(argv=None):
     args = build_parser().parse_args(argv)
     if args.trust_checkpoint:
         trust_checkpoints()
+    started = {}
     try:
-        main(args)
+        main(args, started)
         if world_size() > 1:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    # OSError: missing or unreadable data; those messages name the file and the fix.
-    except (UsageError, ConfigError, CheckpointError, OSError) as e:
+    except FolderInUseError as e:  # the folder is another run's: touch nothing in it
         print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    # OSError: missing or unreadable data; those messages name the file and the fix.
+    except (UsageError, ConfigError, CheckpointError, DataFileError, OSError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        if started:
+            forget_failed_start(started["folder"], started["before"])
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)
         print(f"train.py: error: {e}", file=sys.stderr)

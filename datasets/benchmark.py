@@ -7,16 +7,16 @@ interchangeable with upstream's.
 """
 import json
 import math
-import os
 import os.path as osp
-import pickle
 import random
 import re
-import tempfile
 from collections import defaultdict
 
 from dassl.data.datasets import DatasetBase, Datum
 from dassl.utils import listdir_nohidden, mkdir_if_missing, read_json, write_json
+from runs.errors import DataFileError
+
+from .cache_files import read_cache, write_cache
 
 SUBSAMPLE_CHOICES = ["all", "base", "new"]
 
@@ -45,7 +45,7 @@ def read_split(filepath, path_prefix):
         split = read_json(filepath)
         parts = [split["train"], split["val"], split["test"]]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise ValueError(
+        raise DataFileError(
             f"Corrupt split file {filepath} ({type(e).__name__}: {e}); it must be a JSON object "
             "with 'train', 'val' and 'test' lists of [path, label, class name]. Delete it to "
             "rebuild it (the rebuilt split will differ from the published one), or download "
@@ -155,30 +155,6 @@ def subsample_classes(*args, subsample="all"):
     return output
 
 
-def write_pickle(obj, fpath):
-    """Pickle to a temporary file renamed over ``fpath``: a crash mid-write never
-    leaves a truncated cache that later runs would trust. (Written here rather
-    than with a dassl helper so that the loaders also run on upstream Dassl.)"""
-    folder = osp.dirname(fpath)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_path, fpath)
-    finally:
-        if osp.exists(tmp_path):
-            os.unlink(tmp_path)
-
-
-def read_pickle(fpath):
-    try:
-        with open(fpath, "rb") as f:
-            return pickle.load(f)
-    except Exception as e:
-        raise ValueError(f"Corrupt cache file {fpath} ({type(e).__name__}: {e}); delete it "
-                         "to rebuild it") from None
-
-
 class Benchmark(DatasetBase):
     """The CoOp pipeline: paths, full splits (read or created), few-shot
     subsets (cached per shots and seed), base/new subsampling.
@@ -249,7 +225,7 @@ class Benchmark(DatasetBase):
         cache = osp.join(self.split_fewshot_dir, f"shot_{num_shots}-seed_{cfg.SEED}.pkl")
         if osp.exists(cache):
             print(f"Loading preprocessed few-shot data from {cache}")
-            data = read_pickle(cache)
+            data = read_cache(cache, ("train", "val"))
             return data["train"], data.get("val", val)
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
         data = {"train": train}
@@ -257,7 +233,7 @@ class Benchmark(DatasetBase):
             val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
             data["val"] = val
         print(f"Saving preprocessed few-shot data to {cache}")
-        write_pickle(data, cache)
+        write_cache(data, cache)
         return train, val
 
 

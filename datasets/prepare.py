@@ -32,6 +32,7 @@ from .download import fetch, mismatch
 from .sources import SOURCES
 
 MIRROR_ENV = "DATASETS_MIRROR"
+CACHES = ("split_fewshot", "preprocessed.pkl")  # written by the loaders, never taken from an archive
 
 
 class PrepareError(RuntimeError):
@@ -64,6 +65,10 @@ def place(source, path, dataset_dir, force, keep_original):
             raise PrepareError(f"{source.filename}: expected the folder '{source.take}' inside the "
                                f"archive; found {listing(staging)}")
         for entry in sorted(os.listdir(inner)):
+            if entry in CACHES or entry.endswith(".pkl"):
+                print(f"{source.filename}: not installing {entry} from the archive: caches are "
+                      "built by the first run on this machine (datasets/cache_files.py)")
+                continue
             move_into(osp.join(inner, entry), osp.join(dataset_dir, source.into, entry), force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
