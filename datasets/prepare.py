@@ -28,7 +28,7 @@ from runs.errors import DownloadError
 
 from . import check as checks
 from .archives import extract, move_into
-from .download import fetch, mismatch
+from .download import content_problem, fetch, verify
 from .sources import SOURCES
 
 MIRROR_ENV = "DATASETS_MIRROR"
@@ -200,11 +200,16 @@ def prepare(name, root, mirror="", src="", force=False, keep_downloads=False, li
     fetched, manual = [], []
     try:
         for source in sources:
-            if osp.lexists(osp.join(dataset_dir, source.provides)) and not force:
-                continue
+            target = osp.join(dataset_dir, source.provides)
+            if osp.lexists(target) and not force:
+                why = "" if source.is_archive or not osp.isfile(target) else content_problem(target, source)
+                if not why:
+                    continue
+                print(f"{name}: {target} is not a valid {source.filename} ({why}); replacing it")
+                os.unlink(target)
             if source.filename in from_files:
                 path = osp.join(src, source.filename)
-                why = mismatch(path, source)
+                why = verify(path, source)
                 if why:
                     raise PrepareError(f"{path} is not the expected {source.filename}: {why}")
                 place(source, path, dataset_dir, force, keep_original=True)
