@@ -23,13 +23,22 @@ import shutil
 import sys
 
 import torch
+import yaml
 
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
+from dassl.utils import (
+    TRUST_CHECKPOINT_ENV,
+    check_availability,
+    checkpoints_trusted,
+    collect_env_info,
+    set_random_seed,
+    setup_logger,
+    trust_checkpoints,
+)
 from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError, DataFileError, FolderInUseError
@@ -87,9 +96,43 @@ def _all_keys(node, prefix=""):
             yield full
 
 
+def _yaml_problem(path):
+    """Why ``path`` is not a YAML mapping of config keys ("" when it is), in one line."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        why = getattr(e, "problem", None) or str(e).splitlines()[0]
+        tabs = "; YAML indents with spaces, not tabs" if "\\t" in why else ""
+        return f"not valid YAML: {why}{where}{tabs}"
+    except UnicodeDecodeError as e:
+        return f"not a text file ({e})"
+    if data is not None and not isinstance(data, dict):
+        return (f"the file holds a YAML {type(data).__name__}; a config is a mapping of keys "
+                "(for example 'OPTIM:' then '  LR: 0.002' on the next line)")
+    return ""
+
+
 def _merge_file(cfg, path, flag):
     if not osp.isfile(path):
         raise UsageError(f"{flag}: config file not found: {path}")
+    extension = osp.splitext(path)[1]
+    if extension == ".py":
+        # yacs reads a Python config by running it; config files are downloaded like checkpoints.
+        if not checkpoints_trusted():
+            raise UsageError(
+                f"{flag} {path}: a .py config is a program (reading it runs it) and is refused "
+                "without the opt-in; write it as YAML, or, if you trust the file as you would a "
+                f"script, pass --trust-checkpoint or set {TRUST_CHECKPOINT_ENV}=1 (docs/SECURITY.md)")
+        print(f"Note: running the Python config {path} ({TRUST_CHECKPOINT_ENV} is set)")
+    elif extension not in ("", ".yaml", ".yml"):
+        raise UsageError(f"{flag} {path}: a config file is YAML (.yaml or .yml)")
+    else:
+        why = _yaml_problem(path)
+        if why:
+            raise UsageError(f"{flag} {path}: {why}")
     try:
         cfg.merge_from_file(path)
     except (KeyError, AssertionError) as e:
@@ -211,16 +254,19 @@ def forget_failed_start(folder, before):
         os.rmdir(folder)
 
 
-def main(args, started=None):
-    """Train or evaluate as ``args`` say. ``started`` (a dict) receives the output folder and
-    its entries before this run touched it, for ``forget_failed_start``."""
+# The output folder and its entries before this process touched it (forget_failed_start).
+STARTED = {}
+
+
+def main(args):
+    checkpoints_trusted()  # a value that is neither yes nor no stops here, before any work
     cfg = setup_cfg(args)
     check_names(cfg)
     validate_cfg(cfg)
     cfg = join_processes(cfg)
-    if started is not None and is_main_process():
+    if is_main_process():
         folder = osp.abspath(cfg.OUTPUT_DIR)
-        started.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None)
+        STARTED.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None)
     lock_for_all_processes(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
@@ -291,9 +337,8 @@ def run(argv=None):
     args = build_parser().parse_args(argv)
     if args.trust_checkpoint:
         trust_checkpoints()
-    started = {}
     try:
-        main(args, started)
+        main(args)
         if world_size() > 1:
             import torch.distributed as dist
 
@@ -304,8 +349,8 @@ def run(argv=None):
     # OSError: missing or unreadable data; those messages name the file and the fix.
     except (UsageError, ConfigError, CheckpointError, DataFileError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
-        if started:
-            forget_failed_start(started["folder"], started["before"])
+        if STARTED:
+            forget_failed_start(STARTED["folder"], STARTED["before"])
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)
         print(f"train.py: error: {e}", file=sys.stderr)

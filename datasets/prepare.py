@@ -260,8 +260,9 @@ def sources_table():
     for name, sources in SOURCES.items():
         for s in sources:
             where = s.url or (f"Google Drive {s.drive_id}" if s.drive_id else f"manual: {s.manual}")
-            rows.append([name, s.filename, where, s.size or "unknown", s.sha256 or "unknown"])
-    return tabulate(rows, headers=["dataset", "file", "source", "size", "sha256"])
+            checksum = f"md5 {s.md5}" if s.md5 else f"sha256 {s.sha256}" if s.sha256 else "none published"
+            rows.append([name, s.filename, where, checksum])
+    return tabulate(rows, headers=["dataset", "file", "source", "checksum"])
 
 
 def parse_names(names):

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from clip import clip
 from dassl.optim.lr_scheduler import ConstantWarmupScheduler, LinearWarmupScheduler
 from dassl.utils import TRUST_CHECKPOINT_ENV, checkpoints_trusted, load_checkpoint, save_checkpoint
-from runs.errors import UntrustedCheckpointError
+from runs.errors import ConfigError, UntrustedCheckpointError
 from tests.helpers import REPO, run_cli, toy_args
 
 RUN_OPTS = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1"]  # keeps every epoch's file
@@ -235,3 +235,36 @@ def test_no_full_unpickle_outside_the_one_opt_in_path():
     assert implicit == []
     # TorchScript is read in one place, for files clip.model_file resolved.
     assert jit_loads == [osp.join("clip", "clip.py")]
+
+
+@pytest.mark.parametrize("value, trusted", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), (" Yes ", True),
+    ("0", False), ("false", False), ("False", False), ("no", False), ("NO", False), ("", False)])
+def test_trust_switch_reads_yes_and_no_words(monkeypatch, value, trusted):
+    monkeypatch.setenv(TRUST_CHECKPOINT_ENV, value)
+    assert checkpoints_trusted() is trusted
+
+
+def test_false_does_not_open_the_door_and_an_unknown_value_is_refused(toy_run, tmp_path, monkeypatch):
+    root, _ = toy_run
+    marker = tmp_path / "marker"
+    hostile = rewritten_run(toy_run, tmp_path / "hostile",
+                            lambda ckpt: ckpt.update(note=CreatesMarker(marker)))
+    monkeypatch.setenv(TRUST_CHECKPOINT_ENV, "false")
+    with pytest.raises(UntrustedCheckpointError, match="io.open"):
+        load_checkpoint(osp.join(hostile, "model", "model.pth.tar-1"))
+    assert not marker.exists()
+    for value in ("maybe", "2", "on"):
+        monkeypatch.setenv(TRUST_CHECKPOINT_ENV, value)
+        with pytest.raises(ConfigError) as info:
+            load_checkpoint(osp.join(hostile, "model", "model.pth.tar-1"))
+        assert f"{TRUST_CHECKPOINT_ENV}={value!r} is neither yes" in str(info.value)
+    assert not marker.exists()
+    evaluate = toy_args(root, str(tmp_path / "eval"), "--eval-only", "--model-dir", hostile,
+                        "--load-epoch", "1", *RUN_OPTS)
+    proc = run_cli(evaluate, env_extra={TRUST_CHECKPOINT_ENV: "flase"}, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (f"train.py: error: {TRUST_CHECKPOINT_ENV}='flase' is neither yes "
+                                   "(1, true, yes) nor no (0, false, no, or unset); set one of those "
+                                   "(docs/SECURITY.md)")
+    assert not marker.exists() and not osp.exists(tmp_path / "eval")

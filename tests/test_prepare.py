@@ -1,6 +1,7 @@
 """datasets.prepare against a local HTTP server on 127.0.0.1 (the --mirror override):
 download, resume, checksums, second runs, alternative layouts, --check on all 15 datasets."""
 import dataclasses
+import hashlib
 import http.server
 import json
 import os
@@ -100,7 +101,13 @@ def served(tmp_path_factory, mirror):
     files["dtd-r1.0.1.tar.gz"] = tar_folder(work / "dtd", "dtd", work / "dtd.tgz")
     files["EuroSAT.zip"] = zip_folder(str(work / "eurosat" / "2750"), work / "EuroSAT.zip")
     _Handler.files = files
-    return {"url": mirror, "work": work}
+    # The fakes stand for the real archives: their recorded MD5s become the fakes' own.
+    fakes = {name: hashlib.md5(body).hexdigest() for name, body in files.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, sources in SOURCES.items():
+            patch.setitem(SOURCES, name, [dataclasses.replace(s, md5=fakes[s.filename])
+                                          if s.md5 and s.filename in fakes else s for s in sources])
+        yield {"url": mirror, "work": work}
 
 
 def tree(folder):
@@ -225,14 +232,20 @@ def test_check_reports_all_15_complete_then_names_what_was_removed(tmp_path, cap
 HTML = b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head></html>"
 
 
+@pytest.mark.parametrize("md5", ["recorded", "unknown"])
 def test_download_cut_short_without_a_length_is_discarded_and_the_rerun_gets_it_whole(
-        served, tmp_path, capsys, monkeypatch):
+        served, tmp_path, capsys, monkeypatch, md5):
+    """Caught by its MD5 where one is recorded, otherwise by reading the archive to its end."""
+    if md5 == "unknown":
+        monkeypatch.setitem(SOURCES, "DescribableTextures", [
+            dataclasses.replace(s, md5=None) for s in SOURCES["DescribableTextures"]])
     monkeypatch.setattr(_Handler, "unsized", {"dtd-r1.0.1.tar.gz"})
     root = tmp_path / "data"
     code, out = run(capsys, "DescribableTextures", "--root", root, "--mirror", served["url"])
     assert code == 1
     error = [line for line in out.splitlines() if "Error" in line]
-    assert len(error) == 1 and "does not read as dtd-r1.0.1.tar.gz" in error[0]
+    why = "MD5" if md5 == "recorded" else "does not read as dtd-r1.0.1.tar.gz (EOFError"
+    assert len(error) == 1 and "dtd-r1.0.1.tar.gz" in error[0] and why in error[0], error
     assert "discarded" in error[0] and "run the same command again" in error[0]
     assert not osp.exists(root / ".downloads") and not osp.exists(root / "dtd" / "images")
     assert sorted(os.listdir(tmp_path)) == ["data"]

@@ -21,7 +21,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from runs.errors import CheckpointError, UntrustedCheckpointError
+from runs.errors import CheckpointError, ConfigError, UntrustedCheckpointError
 
 from .tools import atomic_write, mkdir_if_missing
 
@@ -74,9 +74,19 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
         print(f'Best checkpoint saved to "{best_fpath}"')
 
 
+_YES, _NO = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
 def checkpoints_trusted():
-    """Whether the user allowed full unpickling of checkpoints (``DASSL_TRUST_CHECKPOINT=1``)."""
-    return os.environ.get(TRUST_CHECKPOINT_ENV, "").strip() not in ("", "0")
+    """Whether the user allowed full unpickling of checkpoints (``DASSL_TRUST_CHECKPOINT=1``).
+    Yes: 1, true, yes; no: 0, false, no, empty or unset (any case); anything else is refused,
+    so that a value meant as "no" never opens the door."""
+    raw = os.environ.get(TRUST_CHECKPOINT_ENV, "")
+    value = raw.strip().lower()
+    if value in _YES or value in _NO:
+        return value in _YES
+    raise ConfigError(f"{TRUST_CHECKPOINT_ENV}={raw!r} is neither yes (1, true, yes) nor no (0, false, "
+                      "no, or unset); set one of those (docs/SECURITY.md)")
 
 
 def trust_checkpoints():
@@ -181,7 +191,7 @@ def load_checkpoint(fpath):
             raise UntrustedCheckpointError(
                 f'refused to load "{fpath}": it is a TorchScript archive, which is a program, '
                 "not a checkpoint; checkpoints are torch.save files of tensors") from None
-    except CheckpointError:
+    except (CheckpointError, ConfigError):
         raise
     except Exception as e:
         raise CheckpointError(
