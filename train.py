@@ -21,6 +21,7 @@ import os
 import os.path as osp
 import shutil
 import sys
+import time
 
 import torch
 import yaml
@@ -30,15 +31,7 @@ import trainers  # noqa: F401  (registers the trainers)
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.utils import (
-    TRUST_CHECKPOINT_ENV,
-    check_availability,
-    checkpoints_trusted,
-    collect_env_info,
-    set_random_seed,
-    setup_logger,
-    trust_checkpoints,
-)
+from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
 from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError, DataFileError, FolderInUseError
@@ -120,13 +113,7 @@ def _merge_file(cfg, path, flag):
         raise UsageError(f"{flag}: config file not found: {path}")
     extension = osp.splitext(path)[1]
     if extension == ".py":
-        # yacs reads a Python config by running it; config files are downloaded like checkpoints.
-        if not checkpoints_trusted():
-            raise UsageError(
-                f"{flag} {path}: a .py config is a program (reading it runs it) and is refused "
-                "without the opt-in; write it as YAML, or, if you trust the file as you would a "
-                f"script, pass --trust-checkpoint or set {TRUST_CHECKPOINT_ENV}=1 (docs/SECURITY.md)")
-        print(f"Note: running the Python config {path} ({TRUST_CHECKPOINT_ENV} is set)")
+        pass  # refused without the opt-in by dassl.config (yacs reads it by running it)
     elif extension not in ("", ".yaml", ".yml"):
         raise UsageError(f"{flag} {path}: a config file is YAML (.yaml or .yml)")
     else:
@@ -135,6 +122,8 @@ def _merge_file(cfg, path, flag):
             raise UsageError(f"{flag} {path}: {why}")
     try:
         cfg.merge_from_file(path)
+    except ConfigError as e:  # the message names the file
+        raise UsageError(f"{flag}: {e}") from None
     except (KeyError, AssertionError) as e:
         raise UsageError(f"{flag} {path}: {_explain_key_error(cfg, e)}") from None
     except ValueError as e:
@@ -237,12 +226,13 @@ def join_processes(cfg):
     return cfg
 
 
-def forget_failed_start(folder, before):
-    """Remove what a run that stopped on an error before its first checkpoint added to its
+def forget_failed_start(folder, before, since):
+    """Remove what a run that stopped on an error before saving a checkpoint added to its
     output folder (its log, its lock file, the folder if it made it): a failed start must not
-    read as an interrupted run (runs/state.py). ``before``: the folder's entries at the start
-    (None: there was no folder)."""
-    if not folder or not osp.isdir(folder) or glob.glob(osp.join(folder, "*", "checkpoint")):
+    read as an interrupted run, nor add a log to one (runs/state.py). ``before``: the folder's
+    entries at the start (None: there was no folder); ``since``: the time of the start."""
+    if not folder or not osp.isdir(folder) or any(
+            osp.getmtime(p) >= since for p in glob.glob(osp.join(folder, "*", "checkpoint"))):
         return
     for name in set(os.listdir(folder)) - (before or set()):
         path = osp.join(folder, name)
@@ -259,14 +249,14 @@ STARTED = {}
 
 
 def main(args):
-    checkpoints_trusted()  # a value that is neither yes nor no stops here, before any work
     cfg = setup_cfg(args)
     check_names(cfg)
     validate_cfg(cfg)
     cfg = join_processes(cfg)
     if is_main_process():
         folder = osp.abspath(cfg.OUTPUT_DIR)
-        STARTED.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None)
+        STARTED.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None,
+                       since=time.time())
     lock_for_all_processes(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
@@ -350,7 +340,7 @@ def run(argv=None):
     except (UsageError, ConfigError, CheckpointError, DataFileError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         if STARTED:
-            forget_failed_start(STARTED["folder"], STARTED["before"])
+            forget_failed_start(STARTED["folder"], STARTED["before"], STARTED["since"])
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)
         print(f"train.py: error: {e}", file=sys.stderr)

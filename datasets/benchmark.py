@@ -92,7 +92,10 @@ def split_trainval(trainval, p_val=0.2, rng=random):
     train, val = [], []
     for label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
-        assert n_val > 0, f"Class {label} has {len(idxs)} train items, too few for a val split"
+        if n_val == 0:
+            name = trainval[idxs[0]].classname
+            raise DataFileError(f"class {name} has {len(idxs)} training images, too few to draw a "
+                                f"validation share of {p_val} from them; add images")
         rng.shuffle(idxs)
         for n, idx in enumerate(idxs):
             (val if n < n_val else train).append(trainval[idx])
@@ -106,8 +109,9 @@ def split_shuffled_group(impaths, label, classname, p_trn=0.5, p_val=0.2, rng=ra
     n_train = round(n_total * p_trn)
     n_val = round(n_total * p_val)
     n_test = n_total - n_train - n_val
-    assert n_train > 0 and n_val > 0 and n_test > 0, (
-        f"Class {classname} has {n_total} images; at least 4 are needed to split it")
+    if min(n_train, n_val, n_test) <= 0:
+        raise DataFileError(f"class {classname} has {n_total} images, too few to split into train, "
+                            f"val and test ({p_trn:g}/{p_val:g}/rest): add images")
 
     def _collate(ims):
         return [Datum(impath=im, label=label, classname=classname) for im in ims]
@@ -127,7 +131,10 @@ def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=
         category_dir = osp.join(image_dir, category)
         images = [osp.join(category_dir, im) for im in list_images(category_dir)]
         classname = (new_cnames or {}).get(category, category)
-        tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val, rng)
+        try:
+            tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val, rng)
+        except DataFileError as e:
+            raise DataFileError(f"{category_dir}: {e}, or remove the folder") from None
         train += tr
         val += va
         test += te

@@ -23,6 +23,8 @@ import os
 import os.path as osp
 import re
 
+from runs.errors import CheckpointError, ConfigError
+
 FINISHED, INTERRUPTED, EMPTY = "finished", "interrupted", "empty"
 
 ACCURACY = re.compile(r"^\* accuracy: ([\.\deE+-]+)%")
@@ -117,7 +119,10 @@ def main(argv=None):
     parser.add_argument("run_dir", help="output folder of a train.py run")
     parser.add_argument("--eval", action="store_true", help="the run is an --eval-only run")
     args = parser.parse_args(argv)
-    print(run_state(args.run_dir, args.eval))
+    try:
+        print(run_state(args.run_dir, args.eval))
+    except (CheckpointError, ConfigError, OSError) as e:  # a checkpoint it cannot read names itself
+        raise SystemExit(f"runs.state: error: {e}") from None
 
 
 if __name__ == "__main__":

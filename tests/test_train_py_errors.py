@@ -207,7 +207,7 @@ def test_python_config_is_refused_without_the_opt_in_and_runs_nothing(tmp_path, 
                     "cfg = {'OPTIM': {'LR': 0.5}}\n")
     monkeypatch.delenv("DASSL_TRUST_CHECKPOINT", raising=False)
     err = _usage_error(_config_args(tmp_path, toy_root, evil))
-    assert str(evil) in err and ".py config is a program" in err and "--trust-checkpoint" in err
+    assert str(evil) in err and "Python config, a program" in err and "--trust-checkpoint" in err
     assert "\n" not in err and not marker.exists() and not (tmp_path / "o").exists()
     monkeypatch.setenv("DASSL_TRUST_CHECKPOINT", "false")
     _usage_error(_config_args(tmp_path, toy_root, evil))

@@ -50,6 +50,7 @@ from dassl.utils import (
     resume_from_checkpoint,
     save_checkpoint,
     set_rng_state,
+    state_dict_of,
     tolist_if_not,
 )
 from dassl.utils.distributed import (
@@ -192,7 +193,7 @@ class TrainerBase:
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
             checkpoint = load_checkpoint(model_path)
-            state_dict = checkpoint["state_dict"]
+            state_dict = state_dict_of(checkpoint, model_path)
             epoch = checkpoint["epoch"]
             val_result = checkpoint.get("val_result")
             val_text = "None" if val_result is None else f"{val_result:.1f}"

@@ -39,6 +39,7 @@ __all__ = [
     "checkpoints_trusted",
     "trust_checkpoints",
     "PickledObject",
+    "state_dict_of",
 ]
 
 # Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
@@ -169,12 +170,13 @@ def load_checkpoint(fpath):
     fpath = osp.abspath(osp.expanduser(fpath))
     if not osp.exists(fpath):
         raise FileNotFoundError(f'File is not found at "{fpath}"')
+    trusted = checkpoints_trusted()  # read at every load: a value that is neither yes nor no stops here
     map_location = None if torch.cuda.is_available() else "cpu"
     try:
         try:
             return _load_without_code(fpath, map_location)
         except pickle.UnpicklingError as e:
-            if not checkpoints_trusted():
+            if not trusted:
                 raise UntrustedCheckpointError(
                     f'refused to load "{fpath}": it pickles {", ".join(_refused_globals(fpath, e))}, '
                     "which is neither tensors nor what upstream Dassl checkpoints hold, and "
@@ -194,10 +196,12 @@ def load_checkpoint(fpath):
     except (CheckpointError, ConfigError):
         raise
     except Exception as e:
+        detail = (str(e).splitlines() or ["the file ends early"])[0][:200]
+        empty = "it is empty; " if osp.getsize(fpath) == 0 else ""
         raise CheckpointError(
-            f'Unable to load checkpoint from "{fpath}": the file is corrupt or not a '
-            f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from e
+            f'Unable to load checkpoint from "{fpath}": {empty}the file is corrupt or not a '
+            f"PyTorch checkpoint ({type(e).__name__}: {detail}); copy it again from where it "
+            "came from, or delete it (and train again)") from None
 
 
 def latest_checkpoint(fdir):
@@ -210,6 +214,18 @@ def latest_checkpoint(fdir):
         return osp.join(fdir, f.readline().strip())
 
 
+def state_dict_of(checkpoint, fpath):
+    """The model weights of a checkpoint that ``save_checkpoint`` wrote; a CheckpointError
+    naming the file for anything else."""
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        held = sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f'"{fpath}" is not a training checkpoint: it has no "state_dict" (it holds {held}); '
+            "use a model.pth.tar-N or model-best.pth.tar file that train.py saved (plain weights go "
+            "to MODEL.INIT_WEIGHTS)")
+    return checkpoint["state_dict"]
+
+
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     """Load the checkpoint named in ``fdir/checkpoint``; return its epoch count."""
     fpath = latest_checkpoint(fdir)
@@ -217,14 +233,19 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
         raise FileNotFoundError(f'No checkpoint pointer at "{osp.join(fdir, "checkpoint")}"')
     print(f'Loading checkpoint from "{fpath}"')
     checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
+    model.load_state_dict(state_dict_of(checkpoint, fpath))
     print("Loaded model weights")
-    if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        print("Loaded optimizer")
-    if scheduler is not None and checkpoint.get("scheduler") is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        print("Loaded scheduler")
+    for part, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if target is None or checkpoint.get(part) is None:
+            continue
+        try:
+            target.load_state_dict(checkpoint[part])
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+            raise CheckpointError(
+                f'"{fpath}": its {part} state does not fit this run ({type(e).__name__}: {e}); it was '
+                f"saved with another OPTIM setting or is damaged: resume with the config that wrote "
+                "it, or train in a new --output-dir") from None
+        print(f"Loaded {part}")
     start_epoch = checkpoint["epoch"]
     print(f"Previous epoch: {start_epoch}")
     return start_epoch
