@@ -11,6 +11,7 @@ Differences from upstream, none of which changes a signature:
   (``train.py --trust-checkpoint``) allows a full unpickle;
 - the random-number state of a run can be stored and restored (exact resume).
 """
+import json
 import os
 import os.path as osp
 import pickle
@@ -40,6 +41,9 @@ __all__ = [
     "trust_checkpoints",
     "PickledObject",
     "state_dict_of",
+    "RUN_MANIFEST",
+    "write_run_manifest",
+    "run_checkpoint",
 ]
 
 # Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
@@ -224,6 +228,53 @@ def state_dict_of(checkpoint, fpath):
             "use a model.pth.tar-N or model-best.pth.tar file that train.py saved (plain weights go "
             "to MODEL.INIT_WEIGHTS)")
     return checkpoint["state_dict"]
+
+
+# A run of several models (E2MIM's prompt learner and critic) moves as one: every model's
+# file is written, then this manifest names the file all of them hold.
+RUN_MANIFEST = "checkpoints.json"
+_EPOCH_FILE = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def write_run_manifest(directory, names, model_name):
+    """Record, after every model in ``names`` has saved ``model_name``, that the run's state is
+    that file in each ``directory/<name>/``."""
+    with atomic_write(osp.join(directory, RUN_MANIFEST), "w") as f:
+        json.dump({"file": model_name, "models": list(names)}, f)
+
+
+def run_checkpoint(directory, names):
+    """(file name, disagreement) of the checkpoint that the run in ``directory`` of the models
+    ``names`` resumes from: the file every model holds. Normally each model's pointer names it
+    and the disagreement is "". When the pointers disagree (a run stopped between saving two
+    models), the manifest's file if every model holds it, or else the latest epoch file every
+    model holds, and the disagreement says what each pointer named. (None, "") when a model
+    has no pointer; CheckpointError when the models share no checkpoint."""
+    pointers = {name: latest_checkpoint(osp.join(directory, name)) for name in names}
+    if not names or any(p is None for p in pointers.values()):
+        return None, ""
+
+    def held(file):
+        return all(osp.isfile(osp.join(directory, name, file)) for name in names)
+
+    files = {osp.basename(p) for p in pointers.values()}
+    if len(files) == 1:  # each file is written before its pointer
+        return files.pop(), ""
+    disagreement = ", ".join(f"{name} -> {osp.basename(p)}" for name, p in pointers.items())
+    try:
+        with open(osp.join(directory, RUN_MANIFEST)) as f:
+            manifest = json.load(f).get("file")
+    except (OSError, ValueError, AttributeError):
+        manifest = None
+    if manifest and held(manifest):
+        return manifest, disagreement
+    epochs = sorted(int(m.group(1)) for m in map(_EPOCH_FILE.match, os.listdir(osp.join(directory, names[0])))
+                    if m and held(m.group(0)))
+    if not epochs:
+        raise CheckpointError(
+            f"the models of {directory} share no checkpoint ({disagreement}): the run cannot resume "
+            "as one; delete the folder to train again, or choose another --output-dir")
+    return f"model.pth.tar-{epochs[-1]}", disagreement
 
 
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
