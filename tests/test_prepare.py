@@ -288,3 +288,31 @@ def test_split_file_must_parse_with_train_val_test_lists(tmp_path, content, why)
     path.write_bytes(content)
     source = next(s for s in SOURCES["EuroSAT"] if s.filename == path.name)
     assert why in verify(str(path), source)
+
+
+def test_archive_with_a_chain_of_links_is_refused_and_nothing_leaves_the_root(
+        served, tmp_path, capsys, monkeypatch):
+    """``r/``, ``p -> q/r/../..``, ``q -> .``: extracted, ``p`` would point above the folder and a
+    later run would write its few-shot cache through it."""
+    import io
+
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w:gz") as tar:
+        for name, kind, target in (("dtd/images/banded/a.jpg", tarfile.REGTYPE, ""),
+                                   ("dtd/r", tarfile.DIRTYPE, ""), ("dtd/p", tarfile.SYMTYPE, "q/r/../.."),
+                                   ("dtd/q", tarfile.SYMTYPE, ".")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    monkeypatch.setitem(_Handler.files, "dtd-r1.0.1.tar.gz", body.getvalue())
+    monkeypatch.setitem(SOURCES, "DescribableTextures", [
+        dataclasses.replace(s, md5=None) for s in SOURCES["DescribableTextures"]])
+    root = tmp_path / "data"
+    code, out = run(capsys, "DescribableTextures", "--root", root, "--mirror", served["url"])
+    assert code == 1 and "prepared" not in out
+    error = [line for line in out.splitlines() if "Error" in line]
+    assert len(error) == 1 and "'dtd/p' is a link" in error[0] and "dtd-r1.0.1.tar.gz" in error[0]
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    walked = [osp.join(d, n) for d, ds, fs in os.walk(root) for n in ds + fs]
+    assert [p for p in walked if osp.islink(p)] == []
+    assert not [p for p in walked if ".extract-" in p]  # the staging folder is gone
