@@ -16,11 +16,15 @@ Several processes (GPUs) train one model with the same command under torchrun:
 """
 import argparse
 import difflib
+import glob
 import os
 import os.path as osp
+import shutil
 import sys
+import time
 
 import torch
+import yaml
 
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
@@ -30,8 +34,8 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
 from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
 from runs.config_checks import validate_cfg
-from runs.errors import CheckpointError, ConfigError, FolderInUseError
-from runs.lock import lock_output_dir
+from runs.errors import CheckpointError, ConfigError, DataFileError, FolderInUseError
+from runs.lock import LOCK_NAME, lock_output_dir
 from runs.state import FINISHED, completed_epochs, run_state
 from trainers.defaults import extend_cfg
 
@@ -85,11 +89,41 @@ def _all_keys(node, prefix=""):
             yield full
 
 
+def _yaml_problem(path):
+    """Why ``path`` is not a YAML mapping of config keys ("" when it is), in one line."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        why = getattr(e, "problem", None) or str(e).splitlines()[0]
+        tabs = "; YAML indents with spaces, not tabs" if "\\t" in why else ""
+        return f"not valid YAML: {why}{where}{tabs}"
+    except UnicodeDecodeError as e:
+        return f"not a text file ({e})"
+    if data is not None and not isinstance(data, dict):
+        return (f"the file holds a YAML {type(data).__name__}; a config is a mapping of keys "
+                "(for example 'OPTIM:' then '  LR: 0.002' on the next line)")
+    return ""
+
+
 def _merge_file(cfg, path, flag):
     if not osp.isfile(path):
         raise UsageError(f"{flag}: config file not found: {path}")
+    extension = osp.splitext(path)[1]
+    if extension == ".py":
+        pass  # refused without the opt-in by dassl.config (yacs reads it by running it)
+    elif extension not in ("", ".yaml", ".yml"):
+        raise UsageError(f"{flag} {path}: a config file is YAML (.yaml or .yml)")
+    else:
+        why = _yaml_problem(path)
+        if why:
+            raise UsageError(f"{flag} {path}: {why}")
     try:
         cfg.merge_from_file(path)
+    except ConfigError as e:  # the message names the file
+        raise UsageError(f"{flag}: {e}") from None
     except (KeyError, AssertionError) as e:
         raise UsageError(f"{flag} {path}: {_explain_key_error(cfg, e)}") from None
     except ValueError as e:
@@ -192,11 +226,37 @@ def join_processes(cfg):
     return cfg
 
 
+def forget_failed_start(folder, before, since):
+    """Remove what a run that stopped on an error before saving a checkpoint added to its
+    output folder (its log, its lock file, the folder if it made it): a failed start must not
+    read as an interrupted run, nor add a log to one (runs/state.py). ``before``: the folder's
+    entries at the start (None: there was no folder); ``since``: the time of the start."""
+    if not folder or not osp.isdir(folder) or any(
+            osp.getmtime(p) >= since for p in glob.glob(osp.join(folder, "*", "checkpoint"))):
+        return
+    for name in set(os.listdir(folder)) - (before or set()):
+        path = osp.join(folder, name)
+        if name == LOCK_NAME or name.startswith("log.txt"):
+            os.unlink(path)
+        elif name == "tensorboard" and osp.isdir(path):
+            shutil.rmtree(path)
+    if before is None and not os.listdir(folder):
+        os.rmdir(folder)
+
+
+# The output folder and its entries before this process touched it (forget_failed_start).
+STARTED = {}
+
+
 def main(args):
     cfg = setup_cfg(args)
     check_names(cfg)
     validate_cfg(cfg)
     cfg = join_processes(cfg)
+    if is_main_process():
+        folder = osp.abspath(cfg.OUTPUT_DIR)
+        STARTED.update(folder=folder, before=set(os.listdir(folder)) if osp.isdir(folder) else None,
+                       since=time.time())
     lock_for_all_processes(cfg.OUTPUT_DIR)  # before looking at its checkpoints: one run per folder
     check_output_dir(cfg, args)
     if cfg.SEED >= 0:
@@ -273,9 +333,14 @@ def run(argv=None):
             import torch.distributed as dist
 
             dist.destroy_process_group()
-    # OSError: missing or unreadable data; those messages name the file and the fix.
-    except (UsageError, ConfigError, CheckpointError, OSError) as e:
+    except FolderInUseError as e:  # the folder is another run's: touch nothing in it
         print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    # OSError: missing or unreadable data; those messages name the file and the fix.
+    except (UsageError, ConfigError, CheckpointError, DataFileError, OSError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        if STARTED:
+            forget_failed_start(STARTED["folder"], STARTED["before"], STARTED["since"])
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)
         print(f"train.py: error: {e}", file=sys.stderr)

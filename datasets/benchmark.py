@@ -7,16 +7,16 @@ interchangeable with upstream's.
 """
 import json
 import math
-import os
 import os.path as osp
-import pickle
 import random
 import re
-import tempfile
 from collections import defaultdict
 
 from dassl.data.datasets import DatasetBase, Datum
 from dassl.utils import listdir_nohidden, mkdir_if_missing, read_json, write_json
+from runs.errors import DataFileError
+
+from .cache_files import read_cache, write_cache
 
 SUBSAMPLE_CHOICES = ["all", "base", "new"]
 
@@ -45,7 +45,7 @@ def read_split(filepath, path_prefix):
         split = read_json(filepath)
         parts = [split["train"], split["val"], split["test"]]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise ValueError(
+        raise DataFileError(
             f"Corrupt split file {filepath} ({type(e).__name__}: {e}); it must be a JSON object "
             "with 'train', 'val' and 'test' lists of [path, label, class name]. Delete it to "
             "rebuild it (the rebuilt split will differ from the published one), or download "
@@ -92,7 +92,10 @@ def split_trainval(trainval, p_val=0.2, rng=random):
     train, val = [], []
     for label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
-        assert n_val > 0, f"Class {label} has {len(idxs)} train items, too few for a val split"
+        if n_val == 0:
+            name = trainval[idxs[0]].classname
+            raise DataFileError(f"class {name} has {len(idxs)} training images, too few to draw a "
+                                f"validation share of {p_val} from them; add images")
         rng.shuffle(idxs)
         for n, idx in enumerate(idxs):
             (val if n < n_val else train).append(trainval[idx])
@@ -106,8 +109,9 @@ def split_shuffled_group(impaths, label, classname, p_trn=0.5, p_val=0.2, rng=ra
     n_train = round(n_total * p_trn)
     n_val = round(n_total * p_val)
     n_test = n_total - n_train - n_val
-    assert n_train > 0 and n_val > 0 and n_test > 0, (
-        f"Class {classname} has {n_total} images; at least 4 are needed to split it")
+    if min(n_train, n_val, n_test) <= 0:
+        raise DataFileError(f"class {classname} has {n_total} images, too few to split into train, "
+                            f"val and test ({p_trn:g}/{p_val:g}/rest): add images")
 
     def _collate(ims):
         return [Datum(impath=im, label=label, classname=classname) for im in ims]
@@ -127,7 +131,10 @@ def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=
         category_dir = osp.join(image_dir, category)
         images = [osp.join(category_dir, im) for im in list_images(category_dir)]
         classname = (new_cnames or {}).get(category, category)
-        tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val, rng)
+        try:
+            tr, va, te = split_shuffled_group(images, label, classname, p_trn, p_val, rng)
+        except DataFileError as e:
+            raise DataFileError(f"{category_dir}: {e}, or remove the folder") from None
         train += tr
         val += va
         test += te
@@ -153,30 +160,6 @@ def subsample_classes(*args, subsample="all"):
                              classname=item.classname)
                        for item in dataset if item.label in relabeler])
     return output
-
-
-def write_pickle(obj, fpath):
-    """Pickle to a temporary file renamed over ``fpath``: a crash mid-write never
-    leaves a truncated cache that later runs would trust. (Written here rather
-    than with a dassl helper so that the loaders also run on upstream Dassl.)"""
-    folder = osp.dirname(fpath)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_path, fpath)
-    finally:
-        if osp.exists(tmp_path):
-            os.unlink(tmp_path)
-
-
-def read_pickle(fpath):
-    try:
-        with open(fpath, "rb") as f:
-            return pickle.load(f)
-    except Exception as e:
-        raise ValueError(f"Corrupt cache file {fpath} ({type(e).__name__}: {e}); delete it "
-                         "to rebuild it") from None
 
 
 class Benchmark(DatasetBase):
@@ -249,7 +232,7 @@ class Benchmark(DatasetBase):
         cache = osp.join(self.split_fewshot_dir, f"shot_{num_shots}-seed_{cfg.SEED}.pkl")
         if osp.exists(cache):
             print(f"Loading preprocessed few-shot data from {cache}")
-            data = read_pickle(cache)
+            data = read_cache(cache, ("train", "val"))
             return data["train"], data.get("val", val)
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
         data = {"train": train}
@@ -257,7 +240,7 @@ class Benchmark(DatasetBase):
             val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
             data["val"] = val
         print(f"Saving preprocessed few-shot data to {cache}")
-        write_pickle(data, cache)
+        write_cache(data, cache)
         return train, val
 
 

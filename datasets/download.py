@@ -1,15 +1,22 @@
-"""Resumable downloads checked against the size and hashes of datasets/sources.py.
+"""Resumable downloads, verified before they get their name.
 
 A transfer goes to ``<file>.part`` beside its target; a cut connection is
-resumed with an HTTP Range request (in the same run, and by a later run), and
-the file is renamed to its name only after its size and hashes match. A file
-that does not match is deleted and named in the error.
+resumed with an HTTP Range request (in the same run, and by a later run). The
+file is renamed to its name only once verified: against the size and hashes of
+datasets/sources.py where they are known, and in any case by reading it as what
+it claims to be (an archive through to its end, a split file as JSON holding
+train/val/test lists), so that a response cut short without a Content-Length or
+a web page served in the file's place is never installed. A file that fails is
+deleted and named in the error.
 """
 import hashlib
+import json
 import os
 import os.path as osp
+import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 
 from tqdm import tqdm
 
@@ -38,6 +45,54 @@ def mismatch(path, source):
             if actual != expected:
                 return f"{algorithm.upper()} {actual}, expected {expected}"
     return ""
+
+
+def content_problem(path, source):
+    """Why ``path`` does not read as a whole ``source.filename`` ("" when it does): an archive
+    is read through to its end, a JSON file parsed (a split file must hold train, val and
+    test lists), a text file must be text."""
+    name = source.filename
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "it is an HTML page (a web page served in place of the file: a quota, login or error page)"
+    try:
+        if name.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if name.startswith("split_zhou_") and not (isinstance(data, dict) and all(
+                    isinstance(data.get(part), list) and data[part] for part in ("train", "val", "test"))):
+                return "it is JSON without non-empty 'train', 'val' and 'test' lists"
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                damaged = zf.testzip()
+            if damaged:
+                return f"its member {damaged} is damaged"
+        elif source.is_archive:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if member.isfile():
+                        with tar.extractfile(member) as data:
+                            while data.read(1 << 20):
+                                pass
+        elif name.endswith(".txt"):
+            with open(path, encoding="utf-8") as f:
+                if not f.read().strip():
+                    return "it is empty"
+        elif name.endswith(".mat") and not head.startswith(b"matlab"):
+            return "it is not a MATLAB file"
+    except (OSError, EOFError, ValueError, tarfile.TarError, zipfile.BadZipFile) as e:
+        return f"it does not read as {name} ({type(e).__name__}: {e}; a cut download?)"
+    return ""
+
+
+def verify(path, source):
+    """Why ``path`` is not ``source``'s file ("" when it is): its known size and hashes, and,
+    where no hash is known or the file is a small JSON file, its contents."""
+    why = mismatch(path, source)
+    if not why and (source.sha256 is None and source.md5 is None or source.filename.endswith(".json")):
+        why = content_problem(path, source)
+    return why
 
 
 def _http_attempt(url, part, desc, progress):
@@ -101,7 +156,7 @@ def fetch(source, folder, mirror="", progress=True):
     Returns (path, downloaded) where ``downloaded`` is False if the file was already there."""
     target = osp.join(folder, source.filename)
     if osp.isfile(target):
-        why = mismatch(target, source)
+        why = verify(target, source)
         if not why:
             return target, False
         print(f"{target} does not match ({why}); downloading it again")
@@ -120,10 +175,11 @@ def fetch(source, folder, mirror="", progress=True):
         http_download(url, part, source.filename, progress)
     else:
         drive_download(source.drive_id, part, source.filename, progress)
-    why = mismatch(part, source)
+    why = verify(part, source)
     if why:
         os.unlink(part)
-        raise DownloadError(f"Downloaded {source.filename}, but it does not match: {why}. The file was "
-                            "discarded; run the command again, or check the mirror")
+        raise DownloadError(f"Downloaded {source.filename} from {url or 'Google Drive'}, but it does not "
+                            f"match: {why}. The file was discarded; run the same command again to "
+                            "download it anew, or get it from elsewhere (--mirror, or --from; DATASETS.md)")
     os.replace(part, target)
     return target, True

@@ -19,7 +19,7 @@ import os.path as osp
 import random
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
-from runs.errors import ConfigError
+from runs.errors import ConfigError, DataFileError
 
 from .benchmark import Benchmark, read_and_split_data, split_trainval
 from .imagenet import read_classnames
@@ -79,8 +79,12 @@ class ImageFolder(Benchmark):
         for label, cls in enumerate(classes):
             class_dir = osp.join(folder, cls)
             if osp.isdir(class_dir):
+                files = image_files(class_dir)
+                if not files:
+                    raise DataFileError(f"{class_dir}: a class folder with no images (files ending in "
+                                        f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
                 items += [Datum(impath=osp.join(class_dir, f), label=label, classname=names[cls])
-                          for f in image_files(class_dir)]
+                          for f in files]
         return items
 
     def create_splits(self):
@@ -95,7 +99,10 @@ class ImageFolder(Benchmark):
             if "val" in splits:
                 val = self.read_folder(splits["val"], classes, names)
             else:
-                train, val = split_trainval(train, self.options.VAL_RATIO, rng)
+                try:
+                    train, val = split_trainval(train, self.options.VAL_RATIO, rng)
+                except DataFileError as e:
+                    raise DataFileError(f"{splits['train']}: {e}, or add a val/ folder") from None
             return train, val, test
         return read_and_split_data(self.dataset_dir, self.options.TRAIN_RATIO, self.options.VAL_RATIO,
                                    new_cnames=self.names_of(top), rng=rng, categories=top,

@@ -9,11 +9,10 @@ from .benchmark import (
     Benchmark,
     dataset_root,
     read_lines,
-    read_pickle,
     require_layout,
     subsample_classes,
-    write_pickle,
 )
+from .cache_files import read_cache, write_cache
 
 
 def read_classnames(text_file):
@@ -56,13 +55,13 @@ class ImageNet(Benchmark):
         mkdir_if_missing(self.split_fewshot_dir)
 
         if osp.exists(self.preprocessed):
-            data = read_pickle(self.preprocessed)
+            data = read_cache(self.preprocessed, ("train", "test"))
             train, test = data["train"], data["test"]
         else:
             classnames = read_classnames(osp.join(self.dataset_dir, "classnames.txt"))
             train = self.read_data(classnames, "train")
             test = self.read_data(classnames, "val")
-            write_pickle({"train": train, "test": test}, self.preprocessed)
+            write_cache({"train": train, "test": test}, self.preprocessed)
 
         train, _ = self.fewshot(cfg, train, None)
         train, test = subsample_classes(train, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)

@@ -28,10 +28,11 @@ from runs.errors import DownloadError
 
 from . import check as checks
 from .archives import extract, move_into
-from .download import fetch, mismatch
+from .download import content_problem, fetch, verify
 from .sources import SOURCES
 
 MIRROR_ENV = "DATASETS_MIRROR"
+CACHES = ("split_fewshot", "preprocessed.pkl")  # written by the loaders, never taken from an archive
 
 
 class PrepareError(RuntimeError):
@@ -64,6 +65,10 @@ def place(source, path, dataset_dir, force, keep_original):
             raise PrepareError(f"{source.filename}: expected the folder '{source.take}' inside the "
                                f"archive; found {listing(staging)}")
         for entry in sorted(os.listdir(inner)):
+            if entry in CACHES or entry.endswith(".pkl"):
+                print(f"{source.filename}: not installing {entry} from the archive: caches are "
+                      "built by the first run on this machine (datasets/cache_files.py)")
+                continue
             move_into(osp.join(inner, entry), osp.join(dataset_dir, source.into, entry), force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -195,11 +200,16 @@ def prepare(name, root, mirror="", src="", force=False, keep_downloads=False, li
     fetched, manual = [], []
     try:
         for source in sources:
-            if osp.lexists(osp.join(dataset_dir, source.provides)) and not force:
-                continue
+            target = osp.join(dataset_dir, source.provides)
+            if osp.lexists(target) and not force:
+                why = "" if source.is_archive or not osp.isfile(target) else content_problem(target, source)
+                if not why:
+                    continue
+                print(f"{name}: {target} is not a valid {source.filename} ({why}); replacing it")
+                os.unlink(target)
             if source.filename in from_files:
                 path = osp.join(src, source.filename)
-                why = mismatch(path, source)
+                why = verify(path, source)
                 if why:
                     raise PrepareError(f"{path} is not the expected {source.filename}: {why}")
                 place(source, path, dataset_dir, force, keep_original=True)
@@ -250,8 +260,9 @@ def sources_table():
     for name, sources in SOURCES.items():
         for s in sources:
             where = s.url or (f"Google Drive {s.drive_id}" if s.drive_id else f"manual: {s.manual}")
-            rows.append([name, s.filename, where, s.size or "unknown", s.sha256 or "unknown"])
-    return tabulate(rows, headers=["dataset", "file", "source", "size", "sha256"])
+            checksum = f"md5 {s.md5}" if s.md5 else f"sha256 {s.sha256}" if s.sha256 else "none published"
+            rows.append([name, s.filename, where, checksum])
+    return tabulate(rows, headers=["dataset", "file", "source", "checksum"])
 
 
 def parse_names(names):

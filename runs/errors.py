@@ -18,6 +18,11 @@ class UnsafeArchiveError(ValueError):
     """An archive member that would land outside the extraction folder (datasets/archives.py)."""
 
 
+class DataFileError(ValueError):
+    """A dataset file (split, few-shot cache) that is corrupt, or refused because reading it
+    could run code (datasets/cache_files.py); the message names the file and the fix."""
+
+
 class DownloadError(RuntimeError):
     """A download that failed, was cut off or does not match its recorded size or hash."""
 

@@ -23,6 +23,8 @@ import os
 import os.path as osp
 import re
 
+from runs.errors import CheckpointError, ConfigError
+
 FINISHED, INTERRUPTED, EMPTY = "finished", "interrupted", "empty"
 
 ACCURACY = re.compile(r"^\* accuracy: ([\.\deE+-]+)%")
@@ -92,14 +94,16 @@ def checkpoint_epoch(path):
 
 
 def completed_epochs(run_dir):
-    """Epochs every registered model of the run in ``run_dir`` has checkpointed (0 if none)."""
-    pointers = glob.glob(osp.join(run_dir, "*", "checkpoint"))
-    if not pointers:
+    """Epochs every registered model of the run in ``run_dir`` has checkpointed (0 if none):
+    those of the checkpoint the run resumes from (dassl's run_checkpoint)."""
+    names = sorted(osp.basename(osp.dirname(p)) for p in glob.glob(osp.join(run_dir, "*", "checkpoint")))
+    if not names:
         return 0
     # Imported here: torch takes seconds, and most questions (logs, evaluations) need none.
-    from dassl.utils import latest_checkpoint
+    from dassl.utils import run_checkpoint
 
-    return min(checkpoint_epoch(latest_checkpoint(osp.dirname(p))) for p in pointers)
+    file, _ = run_checkpoint(run_dir, names)
+    return checkpoint_epoch(osp.join(run_dir, names[0], file))
 
 
 def run_state(run_dir, evaluation=False):
@@ -117,7 +121,10 @@ def main(argv=None):
     parser.add_argument("run_dir", help="output folder of a train.py run")
     parser.add_argument("--eval", action="store_true", help="the run is an --eval-only run")
     args = parser.parse_args(argv)
-    print(run_state(args.run_dir, args.eval))
+    try:
+        print(run_state(args.run_dir, args.eval))
+    except (CheckpointError, ConfigError, OSError) as e:  # a checkpoint it cannot read names itself
+        raise SystemExit(f"runs.state: error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ def make_tar(path, members):
             if kind == "file":
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
+            elif kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
             else:
                 info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
                 info.linkname = payload
@@ -60,10 +63,30 @@ def test_member_escaping_the_destination_is_refused_by_name(tmp_path, maker, bad
 
 
 @pytest.mark.parametrize("maker", [make_tar, make_zip])
-def test_safe_archive_extracts_with_inside_links(tmp_path, maker):
+def test_safe_archive_extracts(tmp_path, maker):
     archive = maker(tmp_path / ("a.tar" if maker is make_tar else "a.zip"),
-                    [("d/a.txt", "file", b"alpha"), ("d/sub/b.txt", "file", b"beta"),
-                     ("d/sub/link", "sym", "../a.txt")])
+                    [("d/a.txt", "file", b"alpha"), ("d/sub/b.txt", "file", b"beta")])
     extract(archive, str(tmp_path / "out"), progress=False)
     assert (tmp_path / "out" / "d" / "sub" / "b.txt").read_bytes() == b"beta"
-    assert (tmp_path / "out" / "d" / "sub" / "link").read_bytes() == b"alpha"
+    assert (tmp_path / "out" / "d" / "a.txt").read_bytes() == b"alpha"
+
+
+CHAIN = [("r/", "dir", b""), ("p", "sym", "q/r/../.."), ("q", "sym", ".")]
+
+
+@pytest.mark.parametrize("maker", [make_tar, make_zip])
+@pytest.mark.parametrize("members", [CHAIN, [("d/a.txt", "file", b"alpha"), ("d/link", "sym", "a.txt")]],
+                         ids=["chain-out", "link-inside"])
+def test_links_are_refused_a_chain_that_leads_out_and_a_harmless_one(tmp_path, maker, members):
+    """``p -> q/r/../..`` looks inside while ``q`` does not exist; with ``q -> .`` it points at
+    the folder above. Each link alone passes a per-link check, so no link is extracted."""
+    archive = maker(tmp_path / ("a.tar.gz" if maker is make_tar else "a.zip"), members)
+    dest = tmp_path / "box" / "dest"
+    dest.mkdir(parents=True)
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract(archive, str(dest), progress=False)
+    message = str(info.value)
+    assert archive in message and "is a link" in message and "\n" not in message
+    links = [os.path.join(d, n) for d, ds, fs in os.walk(tmp_path) for n in ds + fs
+             if os.path.islink(os.path.join(d, n))]
+    assert links == []

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from clip import clip
 from dassl.optim.lr_scheduler import ConstantWarmupScheduler, LinearWarmupScheduler
 from dassl.utils import TRUST_CHECKPOINT_ENV, checkpoints_trusted, load_checkpoint, save_checkpoint
-from runs.errors import UntrustedCheckpointError
+from runs.errors import ConfigError, UntrustedCheckpointError
 from tests.helpers import REPO, run_cli, toy_args
 
 RUN_OPTS = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1"]  # keeps every epoch's file
@@ -235,3 +235,106 @@ def test_no_full_unpickle_outside_the_one_opt_in_path():
     assert implicit == []
     # TorchScript is read in one place, for files clip.model_file resolved.
     assert jit_loads == [osp.join("clip", "clip.py")]
+
+
+@pytest.mark.parametrize("value, trusted", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), (" Yes ", True),
+    ("0", False), ("false", False), ("False", False), ("no", False), ("NO", False), ("", False)])
+def test_trust_switch_reads_yes_and_no_words(monkeypatch, value, trusted):
+    monkeypatch.setenv(TRUST_CHECKPOINT_ENV, value)
+    assert checkpoints_trusted() is trusted
+
+
+def test_false_does_not_open_the_door_and_an_unknown_value_is_refused(toy_run, tmp_path, monkeypatch):
+    root, _ = toy_run
+    marker = tmp_path / "marker"
+    hostile = rewritten_run(toy_run, tmp_path / "hostile",
+                            lambda ckpt: ckpt.update(note=CreatesMarker(marker)))
+    monkeypatch.setenv(TRUST_CHECKPOINT_ENV, "false")
+    with pytest.raises(UntrustedCheckpointError, match="io.open"):
+        load_checkpoint(osp.join(hostile, "model", "model.pth.tar-1"))
+    assert not marker.exists()
+    for value in ("maybe", "2", "on"):
+        monkeypatch.setenv(TRUST_CHECKPOINT_ENV, value)
+        with pytest.raises(ConfigError) as info:
+            load_checkpoint(osp.join(hostile, "model", "model.pth.tar-1"))
+        assert f"{TRUST_CHECKPOINT_ENV}={value!r} is neither yes" in str(info.value)
+    assert not marker.exists()
+    evaluate = toy_args(root, str(tmp_path / "eval"), "--eval-only", "--model-dir", hostile,
+                        "--load-epoch", "1", *RUN_OPTS)
+    proc = run_cli(evaluate, env_extra={TRUST_CHECKPOINT_ENV: "flase"}, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (f"train.py: error: {TRUST_CHECKPOINT_ENV}='flase' is neither yes "
+                                   "(1, true, yes) nor no (0, false, no, or unset); set one of those "
+                                   "(docs/SECURITY.md)")
+    assert not marker.exists() and not osp.exists(tmp_path / "eval")
+
+
+def _empty(path):
+    open(path, "wb").close()
+
+
+def _without_state_dict(path):
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["state_dict"]
+    torch.save(checkpoint, path)
+
+
+def _scheduler_of_wrong_type(path):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["scheduler"] = [1, 2]
+    torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize("damage, why, commands", [
+    (_empty, "it is empty; the file is corrupt or not a PyTorch checkpoint", ("eval", "resume")),
+    (_without_state_dict, 'is not a training checkpoint: it has no "state_dict"', ("eval", "resume")),
+    (_scheduler_of_wrong_type, "its scheduler state does not fit this run", ("resume",))])
+def test_malformed_checkpoints_end_in_one_line_and_leave_no_run_behind(toy_run, tmp_path, damage, why,
+                                                                       commands):
+    root, _ = toy_run
+    run = rewritten_run(toy_run, tmp_path / "run", lambda ckpt: None)
+    damaged = osp.join(run, "model", "model.pth.tar-1")
+    damage(damaged)
+    before = sorted(os.listdir(run))
+    line = {"eval": toy_args(root, str(tmp_path / "eval"), "--eval-only", "--model-dir", run,
+                             "--load-epoch", "1", *RUN_OPTS),
+            "resume": toy_args(root, run, *RUN_OPTS)}
+    for command in commands:
+        proc = run_cli(line[command], env_extra=NO_OPT_IN, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        error = proc.stderr.strip().splitlines()
+        assert len(error) == 1 and damaged in error[0] and why in error[0], error
+        assert not osp.exists(tmp_path / "eval")  # an evaluation that never started leaves no folder
+        assert sorted(os.listdir(run)) == before  # nor a log that would read as a resumed run
+
+
+def test_state_and_interpret_prompt_on_a_refused_checkpoint_say_so_in_one_line(toy_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    hostile = rewritten_run(toy_run, tmp_path / "hostile",
+                            lambda ckpt: ckpt.update(note=CreatesMarker(marker)))
+    # a mid-epoch checkpoint: runs.state reads its epoch from the file
+    os.rename(osp.join(hostile, "model", "model.pth.tar-1"),
+              osp.join(hostile, "model", "model.pth.tar-interrupted"))
+    with open(osp.join(hostile, "model", "checkpoint"), "w") as f:
+        f.write("model.pth.tar-interrupted\n")
+    # interpret_prompt reads the prompt learner's checkpoint of a run with a printed config
+    shutil.copytree(osp.join(hostile, "model"), osp.join(hostile, "prompt_learner"))
+    os.rename(osp.join(hostile, "prompt_learner", "model.pth.tar-interrupted"),
+              osp.join(hostile, "prompt_learner", "model.pth.tar-1"))
+    with open(osp.join(hostile, "prompt_learner", "checkpoint"), "w") as f:
+        f.write("model.pth.tar-1\n")
+    shutil.copy(osp.join(toy_run[1], "log.txt"), osp.join(hostile, "log.txt"))
+    env = {**os.environ, **NO_OPT_IN}
+    for command in (["-m", "runs.state", hostile],
+                    ["tools/interpret_prompt.py", "--model-dir", hostile, "--load-epoch", "1"]):
+        proc = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        error = proc.stderr.strip().splitlines()
+        assert len(error) == 1 and "refused to load" in error[0] and "io.open" in error[0], error
+        assert not marker.exists()

@@ -1,6 +1,8 @@
 """trainers/e2mim.py: reductions to CoOp, Mixup wiring, the critic as a registered model,
 inference rules, cached hand-crafted view, configuration errors."""
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -294,3 +296,59 @@ def test_critic_lr_at_the_first_step_is_critic_lr_not_the_warm_up_lr(tiny_clip, 
     moved = [(v - critic[k]).abs().max().item() for k, v in trainer.critic.state_dict().items()
              if k.startswith("critic.")]
     assert max(moved) == pytest.approx(0.0007, rel=0.01)
+
+
+def test_a_stop_between_saving_the_prompt_and_the_critic_resumes_both_from_one_epoch(
+        tiny_clip, fake_caltech, tmp_path, monkeypatch, capsys):
+    """The prompt learner's epoch-2 checkpoint is written, then the process dies before the
+    critic's: on disk the prompt is at epoch 2, the critic at epoch 1. The same command again
+    resumes both from epoch 1 (by the manifest written after every model's file, or, for a
+    folder written before it existed, by the latest epoch both hold) and ends with exactly the
+    weights of a run never stopped."""
+    import dassl.engine.trainer as engine
+    from dassl.utils import RUN_MANIFEST
+    from runs.state import completed_epochs
+
+    opts = ["OPTIM.MAX_EPOCH", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4"]
+    checkpoint = tiny_clip["tiny-ViT"]
+    whole = make_trainer("E2MIM", fake_caltech, checkpoint, *opts, output_dir=str(tmp_path / "whole"))
+    whole.train()
+
+    class Killed(BaseException):
+        pass
+
+    real_save = engine.save_checkpoint
+
+    def save_then_die_before_the_critic_of_epoch_2(state, fpath, **kwargs):
+        if fpath.endswith("critic") and state["epoch"] == 2 and "batch" not in state:
+            raise Killed
+        return real_save(state, fpath, **kwargs)
+
+    for manifest in ("kept", "absent"):
+        run = tmp_path / manifest
+        stopped = make_trainer("E2MIM", fake_caltech, checkpoint, *opts, output_dir=str(run))
+        monkeypatch.setattr(engine, "save_checkpoint", save_then_die_before_the_critic_of_epoch_2)
+        with pytest.raises(Killed):
+            stopped.train()
+        monkeypatch.setattr(engine, "save_checkpoint", real_save)
+        assert open(run / "prompt_learner" / "checkpoint").read() == "model.pth.tar-2\n"
+        assert open(run / "critic" / "checkpoint").read() == "model.pth.tar-1\n"
+        assert json.load(open(run / RUN_MANIFEST))["file"] == "model.pth.tar-1"
+        if manifest == "absent":  # a folder written before the manifest existed
+            os.remove(run / RUN_MANIFEST)
+        assert completed_epochs(str(run)) == 1
+
+        resumed = make_trainer("E2MIM", fake_caltech, checkpoint, *opts, output_dir=str(run))
+        capsys.readouterr()
+        resumed.train()
+        out = capsys.readouterr().out
+        assert resumed.start_epoch == 1
+        assert ("Note: the models' checkpoints in " + str(run) + " are of different moments "
+                "(prompt_learner -> model.pth.tar-2, critic -> model.pth.tar-1)") in out
+        assert "resuming all of them from model.pth.tar-1" in out
+        for name in ("prompt_learner", "critic"):
+            for key, value in whole._models[name].state_dict().items():
+                other = resumed._models[name].state_dict()[key]
+                assert torch.equal(value, other) or (value.isnan().all() and other.isnan().all()), key
+        assert json.load(open(run / RUN_MANIFEST)) == {"file": "model.pth.tar-2",
+                                                       "models": ["prompt_learner", "critic"]}

@@ -75,3 +75,37 @@ def test_train_py_coop_base_then_e2mim_new_at_4_shots(tmp_path, tiny_clip):
     assert "* accuracy:" in e2mim.stdout
     assert osp.exists(tmp_path / "data" / "mine" / "split_fewshot" / "shot_4-seed_1.pkl")
 
+
+
+def test_class_folders_with_no_or_too_few_images_are_named_with_the_fix(tmp_path):
+    import pytest
+
+    from runs.errors import DataFileError
+
+    dataset_trees.folder_classes(str(tmp_path / "mine"), CLASSES[:2], 10)
+    os.makedirs(tmp_path / "mine" / "empty_class")
+    open(tmp_path / "mine" / "empty_class" / "readme.txt", "w").write("no images")
+    with pytest.raises(DataFileError) as info:
+        build(tmp_path, "mine")
+    assert str(info.value).startswith(f"{tmp_path / 'mine' / 'empty_class'}: class empty_class has 0 "
+                                      "images, too few to split into train, val and test")
+    assert "add images, or remove the folder" in str(info.value)
+    os.remove(tmp_path / "mine" / "empty_class" / "readme.txt")
+    dataset_trees.folder_classes(str(tmp_path / "mine"), ["empty_class"], 3)  # 3: no test image left
+    with pytest.raises(DataFileError, match="class empty_class has 3 images, too few"):
+        build(tmp_path, "mine")
+    assert not osp.exists(tmp_path / "mine" / "split_zhou_ImageFolder.json")
+
+    base = tmp_path / "layout"
+    for split in ("train", "test"):
+        dataset_trees.folder_classes(str(base / split), CLASSES[:2], 4)
+    os.makedirs(base / "test" / "koala")
+    with pytest.raises(DataFileError) as info:
+        build(tmp_path, "layout")
+    assert str(info.value).startswith(f"{base / 'test' / 'koala'}: a class folder with no images")
+    os.rmdir(base / "test" / "koala")
+    dataset_trees.folder_classes(str(base / "train"), ["koala"], 2)  # 2 images: no val share of 0.2
+    with pytest.raises(DataFileError) as info:
+        build(tmp_path, "layout")
+    assert str(info.value).startswith(f"{base / 'train'}: class koala has 2 training images")
+    assert "or add a val/ folder" in str(info.value)

@@ -1,6 +1,7 @@
 """datasets.prepare against a local HTTP server on 127.0.0.1 (the --mirror override):
 download, resume, checksums, second runs, alternative layouts, --check on all 15 datasets."""
 import dataclasses
+import hashlib
 import http.server
 import json
 import os
@@ -19,15 +20,23 @@ from tests.test_datasets import build
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``files``; honours Range; the first request of a name in ``cut`` gets half."""
-    files, cut, log = {}, set(), []
+    """Serves ``files``; honours Range; the first request of a name in ``cut`` gets half; a name
+    in ``unsized`` gets half of its bytes with no Content-Length, as if the connection closed
+    early; ``pages`` are served with status 200 in place of the files they name."""
+    files, cut, log, unsized, pages = {}, set(), [], set(), {}
 
     def do_GET(self):
         name = self.path.lstrip("/")
         self.log.append((name, self.headers.get("Range")))
-        body = self.files.get(name)
+        body = self.pages.get(name, self.files.get(name))
         if body is None:
             self.send_error(404)
+            return
+        if name in self.unsized:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2])
+            self.close_connection = True
             return
         start = 0
         if self.headers.get("Range"):
@@ -92,7 +101,13 @@ def served(tmp_path_factory, mirror):
     files["dtd-r1.0.1.tar.gz"] = tar_folder(work / "dtd", "dtd", work / "dtd.tgz")
     files["EuroSAT.zip"] = zip_folder(str(work / "eurosat" / "2750"), work / "EuroSAT.zip")
     _Handler.files = files
-    return {"url": mirror, "work": work}
+    # The fakes stand for the real archives: their recorded MD5s become the fakes' own.
+    fakes = {name: hashlib.md5(body).hexdigest() for name, body in files.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, sources in SOURCES.items():
+            patch.setitem(SOURCES, name, [dataclasses.replace(s, md5=fakes[s.filename])
+                                          if s.md5 and s.filename in fakes else s for s in sources])
+        yield {"url": mirror, "work": work}
 
 
 def tree(folder):
@@ -212,3 +227,92 @@ def test_check_reports_all_15_complete_then_names_what_was_removed(tmp_path, cap
     assert f"next: python -m datasets.prepare EuroSAT --root {root}" in out
     assert tree(tmp_path) == [p for p in before if "pho" not in p and one_image not in p
                               and "split_zhou_EuroSAT" not in p]  # --check wrote nothing
+
+
+HTML = b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head></html>"
+
+
+@pytest.mark.parametrize("md5", ["recorded", "unknown"])
+def test_download_cut_short_without_a_length_is_discarded_and_the_rerun_gets_it_whole(
+        served, tmp_path, capsys, monkeypatch, md5):
+    """Caught by its MD5 where one is recorded, otherwise by reading the archive to its end."""
+    if md5 == "unknown":
+        monkeypatch.setitem(SOURCES, "DescribableTextures", [
+            dataclasses.replace(s, md5=None) for s in SOURCES["DescribableTextures"]])
+    monkeypatch.setattr(_Handler, "unsized", {"dtd-r1.0.1.tar.gz"})
+    root = tmp_path / "data"
+    code, out = run(capsys, "DescribableTextures", "--root", root, "--mirror", served["url"])
+    assert code == 1
+    error = [line for line in out.splitlines() if "Error" in line]
+    why = "MD5" if md5 == "recorded" else "does not read as dtd-r1.0.1.tar.gz (EOFError"
+    assert len(error) == 1 and "dtd-r1.0.1.tar.gz" in error[0] and why in error[0], error
+    assert "discarded" in error[0] and "run the same command again" in error[0]
+    assert not osp.exists(root / ".downloads") and not osp.exists(root / "dtd" / "images")
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    monkeypatch.setattr(_Handler, "unsized", set())
+    _Handler.log.clear()
+    code, out = run(capsys, "DescribableTextures", "--root", root, "--mirror", served["url"])
+    assert code == 0, out
+    assert ("dtd-r1.0.1.tar.gz", None) in _Handler.log  # downloaded anew from its start
+    assert len(build("DescribableTextures", root).train_x) == 6
+
+
+def test_html_page_in_place_of_a_split_file_is_not_installed_and_an_installed_one_is_replaced(
+        served, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_Handler, "pages", {"split_zhou_EuroSAT.json": HTML})
+    root = tmp_path / "data"
+    split = root / "eurosat" / "split_zhou_EuroSAT.json"
+    code, out = run(capsys, "EuroSAT", "--root", root, "--mirror", served["url"])
+    assert code == 1 and "split_zhou_EuroSAT.json" in out and "HTML page" in out
+    assert not split.exists()
+    monkeypatch.setattr(_Handler, "pages", {})
+    code, out = run(capsys, "EuroSAT", "--root", root, "--mirror", served["url"])
+    assert code == 0, out
+    good = split.read_bytes()
+    split.write_bytes(HTML)  # as a run before this fix installed it
+    code, out = run(capsys, "EuroSAT", "--root", root, "--mirror", served["url"])
+    assert code == 0, out
+    assert "is not a valid split_zhou_EuroSAT.json" in out and "replacing it" in out
+    assert split.read_bytes() == good
+    assert len(build("EuroSAT", root).test) == 8
+
+
+@pytest.mark.parametrize("content, why", [
+    (b'{"train": [], "val": [], "test": []}', "without non-empty"),
+    (b'["train", "val", "test"]', "without non-empty"),
+    (b'{"train": [["a.jpg", 0, "a"]]', "JSONDecodeError")])
+def test_split_file_must_parse_with_train_val_test_lists(tmp_path, content, why):
+    from datasets.download import verify
+
+    path = tmp_path / "split_zhou_EuroSAT.json"
+    path.write_bytes(content)
+    source = next(s for s in SOURCES["EuroSAT"] if s.filename == path.name)
+    assert why in verify(str(path), source)
+
+
+def test_archive_with_a_chain_of_links_is_refused_and_nothing_leaves_the_root(
+        served, tmp_path, capsys, monkeypatch):
+    """``r/``, ``p -> q/r/../..``, ``q -> .``: extracted, ``p`` would point above the folder and a
+    later run would write its few-shot cache through it."""
+    import io
+
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w:gz") as tar:
+        for name, kind, target in (("dtd/images/banded/a.jpg", tarfile.REGTYPE, ""),
+                                   ("dtd/r", tarfile.DIRTYPE, ""), ("dtd/p", tarfile.SYMTYPE, "q/r/../.."),
+                                   ("dtd/q", tarfile.SYMTYPE, ".")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    monkeypatch.setitem(_Handler.files, "dtd-r1.0.1.tar.gz", body.getvalue())
+    monkeypatch.setitem(SOURCES, "DescribableTextures", [
+        dataclasses.replace(s, md5=None) for s in SOURCES["DescribableTextures"]])
+    root = tmp_path / "data"
+    code, out = run(capsys, "DescribableTextures", "--root", root, "--mirror", served["url"])
+    assert code == 1 and "prepared" not in out
+    error = [line for line in out.splitlines() if "Error" in line]
+    assert len(error) == 1 and "'dtd/p' is a link" in error[0] and "dtd-r1.0.1.tar.gz" in error[0]
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    walked = [osp.join(d, n) for d, ds, fs in os.walk(root) for n in ds + fs]
+    assert [p for p in walked if osp.islink(p)] == []
+    assert not [p for p in walked if ".extract-" in p]  # the staging folder is gone

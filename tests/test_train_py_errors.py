@@ -192,3 +192,49 @@ def test_classes_with_fewer_images_than_shots_are_reported_once(tiny_clip, fake_
     assert len(warnings) == 4
     assert "Warning: class 'face' has 3 images, fewer than the 4 shots requested; using all 3" \
         in warnings
+
+
+def _config_args(tmp_path, toy_root, path):
+    args = toy_args(toy_root, str(tmp_path / "o"))
+    args[args.index("configs/toy/toy_linear.yaml")] = str(path)
+    return args
+
+
+def test_python_config_is_refused_without_the_opt_in_and_runs_nothing(tmp_path, toy_root, monkeypatch):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+                    "cfg = {'OPTIM': {'LR': 0.5}}\n")
+    monkeypatch.delenv("DASSL_TRUST_CHECKPOINT", raising=False)
+    err = _usage_error(_config_args(tmp_path, toy_root, evil))
+    assert str(evil) in err and "Python config, a program" in err and "--trust-checkpoint" in err
+    assert "\n" not in err and not marker.exists() and not (tmp_path / "o").exists()
+    monkeypatch.setenv("DASSL_TRUST_CHECKPOINT", "false")
+    _usage_error(_config_args(tmp_path, toy_root, evil))
+    assert not marker.exists()
+    # the one opt-in: the file is run, as yacs runs it
+    monkeypatch.setenv("DASSL_TRUST_CHECKPOINT", "yes")
+    args = [str(a) for a in _config_args(tmp_path, toy_root, evil)]
+    cfg = train.setup_cfg(train.build_parser().parse_args(args))
+    assert marker.exists() and cfg.OPTIM.LR == 0.5
+
+
+@pytest.mark.parametrize("text, why", [
+    ("OPTIM:\n\tLR: 0.1\n", "not valid YAML: found character '\\t' that cannot start any token at line 2, "
+                            "column 1; YAML indents with spaces, not tabs"),
+    ("OPTIM: [1,\n", "not valid YAML: expected the node content, but found '<stream end>' at line 2"),
+    ("OPTIM:\n  LR: 0.1\n LR: 2\n", "not valid YAML:"),
+    ("- OPTIM\n- LR\n", "the file holds a YAML list; a config is a mapping of keys"),
+    ("42\n", "the file holds a YAML int")])
+def test_malformed_yaml_is_one_line_naming_the_file_and_the_problem(tmp_path, toy_root, text, why):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    err = _usage_error(_config_args(tmp_path, toy_root, bad))
+    assert err.startswith(f"--config-file {bad}: ") and why in err and "\n" not in err
+
+
+def test_unsupported_config_extension_is_named(tmp_path, toy_root):
+    odd = tmp_path / "cfg.json"
+    odd.write_text("{}")
+    err = _usage_error(_config_args(tmp_path, toy_root, odd))
+    assert str(odd) in err and "YAML (.yaml or .yml)" in err

@@ -76,11 +76,11 @@ def write_csv(rows, path):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from runs.errors import CheckpointError, ConfigError
 
     try:
         run(argv)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         raise SystemExit(f"interpret_prompt.py: error: {e}") from None
 
 

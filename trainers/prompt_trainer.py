@@ -236,6 +236,9 @@ class PromptTuningTrainer(TrainerX):
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
             checkpoint = load_checkpoint(model_path)
+            if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+                raise CheckpointError(f'"{model_path}" is not a training checkpoint: it has no '
+                                      '"state_dict"; use a file that train.py saved')
             state_dict = {k: v for k, v in checkpoint["state_dict"].items()
                           if not is_class_name_buffer(k)}
             check_fits(self._models[name], state_dict, model_path, self.CONFIG_NODE)

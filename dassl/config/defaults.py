@@ -6,7 +6,35 @@ and mean the same. Trainer-specific keys are added by ``extend_cfg``
 """
 from yacs.config import CfgNode as CN
 
-_C = CN()
+from runs.errors import ConfigError
+
+
+class ConfigNode(CN):
+    """yacs' CfgNode, except that a Python config file, which yacs reads by running it, is
+    refused unless the user opted in to running code from files (docs/SECURITY.md). Only the
+    root is of this class; what it loads is built as plain CfgNodes, as yacs builds them."""
+
+    @classmethod
+    def load_cfg(cls, cfg_file_obj_or_str):
+        filename = getattr(cfg_file_obj_or_str, "name", "")
+        if isinstance(filename, str) and filename.endswith(".py"):
+            from dassl.utils.torchtools import TRUST_CHECKPOINT_ENV, checkpoints_trusted
+
+            if not checkpoints_trusted():
+                raise ConfigError(
+                    f"{filename} is a Python config, a program that reading it runs, refused without "
+                    "the opt-in; write it as YAML, or, if you trust the file as you would a script, "
+                    f"pass --trust-checkpoint to train.py or set {TRUST_CHECKPOINT_ENV}=1 "
+                    "(docs/SECURITY.md)")
+            print(f"Note: running the Python config {filename} ({TRUST_CHECKPOINT_ENV} is set)")
+        return CN.load_cfg(cfg_file_obj_or_str)
+
+    @classmethod
+    def _decode_cfg_value(cls, value):
+        return CN._decode_cfg_value(value)  # nested nodes stay plain CfgNodes, as in the defaults
+
+
+_C = ConfigNode()
 
 _C.VERSION = 1
 _C.OUTPUT_DIR = "./output"

@@ -43,14 +43,18 @@ from dassl.evaluation import build_evaluator
 from dassl.utils import (
     AverageMeter,
     MetricMeter,
+    atomic_write,
     get_rng_state,
     latest_checkpoint,
     load_checkpoint,
     mkdir_if_missing,
     resume_from_checkpoint,
+    run_checkpoint,
     save_checkpoint,
     set_rng_state,
+    state_dict_of,
     tolist_if_not,
+    write_run_manifest,
 )
 from dassl.utils.distributed import (
     all_gather_object,
@@ -135,6 +139,9 @@ class TrainerBase:
             state.update(extra)
             save_checkpoint(state, osp.join(directory, name), is_best=is_best,
                             model_name=model_name)
+        # Last: the run's state is this file in every model's folder (run_checkpoint).
+        write_run_manifest(directory, self.get_model_names(),
+                           model_name or f"model.pth.tar-{epoch_field}")
 
     def resume_model_if_exist(self, directory):
         names = self.get_model_names()
@@ -145,6 +152,14 @@ class TrainerBase:
             return 0
 
         print(f"Found checkpoint at {directory} (will resume training)")
+        file, disagreement = run_checkpoint(directory, names)
+        if disagreement:  # stopped between two models' saves: every model goes back to one file
+            print(f"Note: the models' checkpoints in {directory} are of different moments "
+                  f"({disagreement}), as when a run is stopped while saving; resuming all of "
+                  f"them from {file}, the latest that every model holds")
+            for name in names:
+                with atomic_write(osp.join(directory, name, "checkpoint"), "w") as f:
+                    f.write(f"{file}\n")
         start_epoch = 0
         for name in names:
             path = osp.join(directory, name)
@@ -192,7 +207,7 @@ class TrainerBase:
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
             checkpoint = load_checkpoint(model_path)
-            state_dict = checkpoint["state_dict"]
+            state_dict = state_dict_of(checkpoint, model_path)
             epoch = checkpoint["epoch"]
             val_result = checkpoint.get("val_result")
             val_text = "None" if val_result is None else f"{val_result:.1f}"

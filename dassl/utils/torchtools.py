@@ -11,6 +11,7 @@ Differences from upstream, none of which changes a signature:
   (``train.py --trust-checkpoint``) allows a full unpickle;
 - the random-number state of a run can be stored and restored (exact resume).
 """
+import json
 import os
 import os.path as osp
 import pickle
@@ -21,7 +22,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from runs.errors import CheckpointError, UntrustedCheckpointError
+from runs.errors import CheckpointError, ConfigError, UntrustedCheckpointError
 
 from .tools import atomic_write, mkdir_if_missing
 
@@ -39,6 +40,10 @@ __all__ = [
     "checkpoints_trusted",
     "trust_checkpoints",
     "PickledObject",
+    "state_dict_of",
+    "RUN_MANIFEST",
+    "write_run_manifest",
+    "run_checkpoint",
 ]
 
 # Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
@@ -74,9 +79,19 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
         print(f'Best checkpoint saved to "{best_fpath}"')
 
 
+_YES, _NO = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
 def checkpoints_trusted():
-    """Whether the user allowed full unpickling of checkpoints (``DASSL_TRUST_CHECKPOINT=1``)."""
-    return os.environ.get(TRUST_CHECKPOINT_ENV, "").strip() not in ("", "0")
+    """Whether the user allowed full unpickling of checkpoints (``DASSL_TRUST_CHECKPOINT=1``).
+    Yes: 1, true, yes; no: 0, false, no, empty or unset (any case); anything else is refused,
+    so that a value meant as "no" never opens the door."""
+    raw = os.environ.get(TRUST_CHECKPOINT_ENV, "")
+    value = raw.strip().lower()
+    if value in _YES or value in _NO:
+        return value in _YES
+    raise ConfigError(f"{TRUST_CHECKPOINT_ENV}={raw!r} is neither yes (1, true, yes) nor no (0, false, "
+                      "no, or unset); set one of those (docs/SECURITY.md)")
 
 
 def trust_checkpoints():
@@ -159,12 +174,13 @@ def load_checkpoint(fpath):
     fpath = osp.abspath(osp.expanduser(fpath))
     if not osp.exists(fpath):
         raise FileNotFoundError(f'File is not found at "{fpath}"')
+    trusted = checkpoints_trusted()  # read at every load: a value that is neither yes nor no stops here
     map_location = None if torch.cuda.is_available() else "cpu"
     try:
         try:
             return _load_without_code(fpath, map_location)
         except pickle.UnpicklingError as e:
-            if not checkpoints_trusted():
+            if not trusted:
                 raise UntrustedCheckpointError(
                     f'refused to load "{fpath}": it pickles {", ".join(_refused_globals(fpath, e))}, '
                     "which is neither tensors nor what upstream Dassl checkpoints hold, and "
@@ -181,13 +197,15 @@ def load_checkpoint(fpath):
             raise UntrustedCheckpointError(
                 f'refused to load "{fpath}": it is a TorchScript archive, which is a program, '
                 "not a checkpoint; checkpoints are torch.save files of tensors") from None
-    except CheckpointError:
+    except (CheckpointError, ConfigError):
         raise
     except Exception as e:
+        detail = (str(e).splitlines() or ["the file ends early"])[0][:200]
+        empty = "it is empty; " if osp.getsize(fpath) == 0 else ""
         raise CheckpointError(
-            f'Unable to load checkpoint from "{fpath}": the file is corrupt or not a '
-            f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from e
+            f'Unable to load checkpoint from "{fpath}": {empty}the file is corrupt or not a '
+            f"PyTorch checkpoint ({type(e).__name__}: {detail}); copy it again from where it "
+            "came from, or delete it (and train again)") from None
 
 
 def latest_checkpoint(fdir):
@@ -200,6 +218,65 @@ def latest_checkpoint(fdir):
         return osp.join(fdir, f.readline().strip())
 
 
+def state_dict_of(checkpoint, fpath):
+    """The model weights of a checkpoint that ``save_checkpoint`` wrote; a CheckpointError
+    naming the file for anything else."""
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        held = sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f'"{fpath}" is not a training checkpoint: it has no "state_dict" (it holds {held}); '
+            "use a model.pth.tar-N or model-best.pth.tar file that train.py saved (plain weights go "
+            "to MODEL.INIT_WEIGHTS)")
+    return checkpoint["state_dict"]
+
+
+# A run of several models (E2MIM's prompt learner and critic) moves as one: every model's
+# file is written, then this manifest names the file all of them hold.
+RUN_MANIFEST = "checkpoints.json"
+_EPOCH_FILE = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def write_run_manifest(directory, names, model_name):
+    """Record, after every model in ``names`` has saved ``model_name``, that the run's state is
+    that file in each ``directory/<name>/``."""
+    with atomic_write(osp.join(directory, RUN_MANIFEST), "w") as f:
+        json.dump({"file": model_name, "models": list(names)}, f)
+
+
+def run_checkpoint(directory, names):
+    """(file name, disagreement) of the checkpoint that the run in ``directory`` of the models
+    ``names`` resumes from: the file every model holds. Normally each model's pointer names it
+    and the disagreement is "". When the pointers disagree (a run stopped between saving two
+    models), the manifest's file if every model holds it, or else the latest epoch file every
+    model holds, and the disagreement says what each pointer named. (None, "") when a model
+    has no pointer; CheckpointError when the models share no checkpoint."""
+    pointers = {name: latest_checkpoint(osp.join(directory, name)) for name in names}
+    if not names or any(p is None for p in pointers.values()):
+        return None, ""
+
+    def held(file):
+        return all(osp.isfile(osp.join(directory, name, file)) for name in names)
+
+    files = {osp.basename(p) for p in pointers.values()}
+    if len(files) == 1:  # each file is written before its pointer
+        return files.pop(), ""
+    disagreement = ", ".join(f"{name} -> {osp.basename(p)}" for name, p in pointers.items())
+    try:
+        with open(osp.join(directory, RUN_MANIFEST)) as f:
+            manifest = json.load(f).get("file")
+    except (OSError, ValueError, AttributeError):
+        manifest = None
+    if manifest and held(manifest):
+        return manifest, disagreement
+    epochs = sorted(int(m.group(1)) for m in map(_EPOCH_FILE.match, os.listdir(osp.join(directory, names[0])))
+                    if m and held(m.group(0)))
+    if not epochs:
+        raise CheckpointError(
+            f"the models of {directory} share no checkpoint ({disagreement}): the run cannot resume "
+            "as one; delete the folder to train again, or choose another --output-dir")
+    return f"model.pth.tar-{epochs[-1]}", disagreement
+
+
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     """Load the checkpoint named in ``fdir/checkpoint``; return its epoch count."""
     fpath = latest_checkpoint(fdir)
@@ -207,14 +284,19 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
         raise FileNotFoundError(f'No checkpoint pointer at "{osp.join(fdir, "checkpoint")}"')
     print(f'Loading checkpoint from "{fpath}"')
     checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
+    model.load_state_dict(state_dict_of(checkpoint, fpath))
     print("Loaded model weights")
-    if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        print("Loaded optimizer")
-    if scheduler is not None and checkpoint.get("scheduler") is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        print("Loaded scheduler")
+    for part, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if target is None or checkpoint.get(part) is None:
+            continue
+        try:
+            target.load_state_dict(checkpoint[part])
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+            raise CheckpointError(
+                f'"{fpath}": its {part} state does not fit this run ({type(e).__name__}: {e}); it was '
+                f"saved with another OPTIM setting or is damaged: resume with the config that wrote "
+                "it, or train in a new --output-dir") from None
+        print(f"Loaded {part}")
     start_epoch = checkpoint["epoch"]
     print(f"Previous epoch: {start_epoch}")
     return start_epoch
