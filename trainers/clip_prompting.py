@@ -318,8 +318,7 @@ class PromptedCLIP(nn.Module):
             self.register_buffer("hand_crafted_text_features", hand_crafted_text_features)
 
     def image_features(self, image):
-        if image.dim() == 2:  # features from TRAIN.FEATURE_CACHE: already encoded, normalised
-            return image
+        """Normalised features of the pixels ``image`` (B, 3, H, W)."""
         return normalize(self.image_encoder(image.type(self.dtype)))
 
     def text_features(self):
@@ -330,7 +329,10 @@ class PromptedCLIP(nn.Module):
         return self.logit_scale.exp() * image_features @ text_features.t()
 
     def forward(self, image):
-        image_features = self.image_features(image)
+        return self.predict(self.image_features(image))
+
+    def predict(self, image_features):
+        """Logits of images given their (normalised) features."""
         text_features = self._frozen_text_features
         if text_features is None:
             text_features = self.text_features()
@@ -365,7 +367,7 @@ class DeepPromptedCLIP(PromptedCLIP):
         return None
 
     def image_features(self, image):
-        prompts = None if image.dim() == 2 else self.vision_prompts()
+        prompts = self.vision_prompts()
         if prompts is None:
             return super().image_features(image)
         return normalize(encode_image(self.image_encoder, image.type(self.dtype), *prompts))
