@@ -32,7 +32,7 @@ from .clip_prompting import (
     tokenize_prompts,
 )
 from .prompt_trainer import PromptTuningTrainer
-from .templates import PROGRAD_TEMPLATES, dataset_template, fill_template
+from .templates import PROGRAD_TEMPLATES, fill_template, template_for
 
 
 def prograd_losses(logits, zero_shot_logits, label, temperature):
@@ -107,7 +107,7 @@ class ProGrad(PromptTuningTrainer):
     def build_custom_clip(self, clip_model):
         cfg, options = self.cfg, self.method_cfg
         classnames = self.dm.dataset.classnames
-        template = dataset_template(cfg.DATASET.NAME, PROGRAD_TEMPLATES)
+        template = template_for(cfg.DATASET, PROGRAD_TEMPLATES)
 
         # The teacher, as upstream's zs_clip: a second CLIP, in fp32 whatever PREC is,
         # built here (between the student's CLIP and the prompt learner: building it
