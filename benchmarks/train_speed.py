@@ -62,7 +62,6 @@ STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for th
     "PromptSRC": ("PromptSRC", [], None),
 }
 DEEP_PROMPT_METHODS = ("IVLP", "MaPLe", "PromptSRC")  # ViT backbones only (skipped on a ResNet)
-CACHEABLE = ("CoOp", "CoCoOp/batch4", "KgCoOp", "E2MIM/feature", "ProGrad")
 EPOCH_METHODS = ("CoOp", "E2MIM/feature")
 
 
@@ -107,10 +106,10 @@ def step_cases(args, backbone, steps):
     with torch.no_grad():
         features = trainers["CoOp"].model.image_features(images)
 
-    def training(trainer, inputs, n):
+    def training(trainer, key, inputs, n):  # key "img" (pixels) or "features" (the cache's)
         def run():
             for _ in range(steps):
-                trainer.forward_backward({"img": inputs[:n], "label": labels[:n]})
+                trainer.forward_backward({key: inputs[:n], "label": labels[:n]})
         return run, steps * min(n, len(labels))
 
     def inference():
@@ -123,9 +122,9 @@ def step_cases(args, backbone, steps):
         if case not in trainers:
             continue
         n = batch_size or args.batch
-        cases[case] = training(trainers[case], images, n)
-        if case in CACHEABLE:
-            cases[case + "/cached"] = training(trainers[case], features, n)
+        cases[case] = training(trainers[case], "img", images, n)
+        if trainers[case].unfrozen_image_features() is None:  # the feature cache may serve it
+            cases[case + "/cached"] = training(trainers[case], "features", features, n)
     return cases, trainers
 
 

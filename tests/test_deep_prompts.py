@@ -12,6 +12,7 @@ import torch
 from runs.errors import ConfigError
 from tests.helpers import REPO, make_trainer
 from tests.oracles import openai_clip
+from trainers.prompt_trainer import TrainingImages
 from trainers.promptsrc import PROMPTSRC_TEMPLATES, gpa_weights
 
 DEPTH2 = {"IVLP": ["TRAINER.IVLP.PROMPT_DEPTH_VISION", "2", "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2"],
@@ -153,7 +154,7 @@ def test_promptsrc_final_model_is_the_gpa_sum_and_its_loss_the_formula(tiny_clip
     # The loss: CE + KL/(batch x classes) + 25 L1(text) + 10 L1(image), written out.
     model, image, label = trainer.model, images(3), torch.tensor([0, 1, 2])
     with torch.no_grad():
-        loss = trainer.compute_loss(image, label)["loss"]
+        loss = trainer.compute_loss(TrainingImages(pixels=image), label)["loss"]
         text, feats = model.text_features(), model.image_features(image)
         logits = model.logit_scale.exp() * feats @ text.t()
         teacher_text = normalize(model.fixed_embeddings)

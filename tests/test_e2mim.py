@@ -115,7 +115,7 @@ def test_loss_terms_and_gradient_split_equal_an_independent_computation(
     terms = trainer.compute_loss(image, label)
     trainer.backward(terms)
 
-    loss, loss_mix, mi = independent_objective(trainer, reference, image, label, w_mix, w_mi,
+    loss, loss_mix, mi = independent_objective(trainer, reference, image.pixels, label, w_mix, w_mi,
                                                temperature)
     for name, value in (("loss", loss), ("loss_mix", loss_mix), ("mi", mi)):
         torch.testing.assert_close(terms[name], value, rtol=0, atol=2e-5, msg=name)

@@ -89,7 +89,7 @@ def test_cached_views_are_augmentations_of_each_image_and_reproducible(tiny_clip
     # Epochs draw views from (seed, epoch): reproducible, different between epochs.
     def epoch_batches(epoch):
         cache.set_epoch(epoch)
-        return torch.cat([batch["img"] for batch in cache])
+        return torch.cat([batch["features"] for batch in cache])
 
     state = torch.random.get_rng_state()
     first = epoch_batches(0)

@@ -3,6 +3,8 @@ import json
 import os
 import os.path as osp
 
+import torch
+
 import datasets  # noqa: F401
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
@@ -109,3 +111,57 @@ def test_class_folders_with_no_or_too_few_images_are_named_with_the_fix(tmp_path
         build(tmp_path, "layout")
     assert str(info.value).startswith(f"{base / 'train'}: class koala has 2 training images")
     assert "or add a val/ folder" in str(info.value)
+
+
+def imagefolder_trainer(tmp_path, tiny_clip, name, *opts):
+    """A trainer on an ImageFolder tree whose template is not the default one, built as
+    train.py builds it."""
+    import train
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+
+    dataset_trees.folder_classes(str(tmp_path / "data" / "mine"), CLASSES, 4)
+    args = train.build_parser().parse_args(
+        ["--root", str(tmp_path / "data"), "--seed", "1", "--trainer", name,
+         "--config-file", CONFIGS[name], "--dataset-config-file", "configs/datasets/imagefolder.yaml",
+         "--output-dir", str(tmp_path / "out"), *tiny_opts(tiny_clip["tiny-ViT"]),
+         "DATASET.IMAGEFOLDER.DIR", "mine", "DATASET.IMAGEFOLDER.TEMPLATE", "a snapshot of my {}.",
+         *opts])
+    cfg = train.setup_cfg(args)
+    set_random_seed(cfg.SEED)
+    return build_trainer(cfg)
+
+
+def folder_template_features(trainer):
+    """Frozen fp32 CLIP's normalised features of the folder's template, computed here."""
+    from trainers.clip_prompting import load_clip_to_cpu, normalize, tokenize_prompts
+
+    clip_model = load_clip_to_cpu(trainer.cfg).float()
+    prompts = [f"a snapshot of my {name.replace('_', ' ')}." for name in trainer.dm.dataset.classnames]
+    with torch.no_grad():
+        return normalize(clip_model.encode_text(tokenize_prompts(prompts)))
+
+
+def test_prograd_uses_the_folders_template_for_teacher_and_context(tmp_path, tiny_clip):
+    trainer = imagefolder_trainer(tmp_path, tiny_clip, "ProGrad", "TRAINER.COOP.CTX_INIT", "True",
+                                  "TRAINER.COOP.N_CTX", "6")
+    torch.testing.assert_close(trainer.model.hand_crafted_text_features,
+                               folder_template_features(trainer), rtol=0, atol=1e-6)
+    # The context starts from the template's words ("a snapshot of my") after zeros.
+    from trainers.clip_prompting import load_clip_to_cpu, tokenize_prompts
+
+    ctx = trainer.model.prompt_learner.ctx
+    clip_model = load_clip_to_cpu(trainer.cfg).float()
+    with torch.no_grad():
+        embedding = clip_model.token_embedding(tokenize_prompts(["a snapshot of my"]))[0, 1:5]
+    assert torch.equal(ctx[:2], torch.zeros(2, ctx.shape[1]))
+    torch.testing.assert_close(ctx[2:], embedding, rtol=0, atol=0)
+
+
+def test_tsne_hand_crafted_view_uses_the_folders_template(tmp_path, tiny_clip):
+    from tools import tsne
+
+    trainer = imagefolder_trainer(tmp_path, tiny_clip, "CoOp")
+    _, _, hand, _ = tsne.features(trainer)
+    torch.testing.assert_close(torch.from_numpy(hand), folder_template_features(trainer),
+                               rtol=0, atol=1e-6)

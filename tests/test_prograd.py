@@ -80,19 +80,20 @@ def test_step_gradient_is_the_projected_ce_gradient_with_and_without_conflict(
         learner.ctx.add_(0.05 * torch.randn(learner.ctx.shape,
                                             generator=torch.Generator().manual_seed(0)))
 
-    image, _ = trainer.parse_batch_train(next(iter(trainer.train_loader_x)))
+    images, _ = trainer.parse_batch_train(next(iter(trainer.train_loader_x)))
+    image = images.pixels
     seen = set()
     for rule in ("teacher's choice", "against the teacher"):
         # Labels that agree with the teacher, then labels that oppose it: the second
         # pulls CE against the teacher's direction (a conflict), the first does not.
-        zero_shot = trainer.zero_shot_logits(image, trainer.model.image_features(image))
+        zero_shot = trainer.zero_shot_logits(trainer.model.image_features(image))
         label = zero_shot.argmax(1) if rule == "teacher's choice" else zero_shot.argmin(1)
         teacher, expected, conflict = independent_step_gradient(trainer, reference, image, label,
                                                                 0.7, 2.0)
         seen.add(conflict)
-        terms = trainer.compute_loss(image, label)
+        terms = trainer.compute_loss(images, label)
         assert set(terms) == {"loss", "logits", "kl_loss"}
-        zero_shot = trainer.zero_shot_logits(image, trainer.model.image_features(image))
+        zero_shot = trainer.zero_shot_logits(trainer.model.image_features(image))
         torch.testing.assert_close(zero_shot, teacher, rtol=0, atol=1e-5)
         trainer.model_zero_grad()
         trainer.backward(terms)

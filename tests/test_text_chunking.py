@@ -5,15 +5,16 @@ import torch
 
 from tests.helpers import make_trainer
 from trainers.clip_prompting import ClassChunkedTextEncoder, TextEncoder
+from trainers.prompt_trainer import TrainingImages
 
 CHUNKED = ("TRAIN.TEXT_ENCODER.CHUNK_CLASSES", "3", "TRAIN.TEXT_ENCODER.CHECKPOINT", "True")
 
 
-def step_terms_and_gradients(trainer, image, label):
+def step_terms_and_gradients(trainer, images, label):
     """One training step's loss terms and every registered model's gradients (no update)."""
     trainer.set_model_mode("train")
     trainer.epoch, trainer.batch_idx = 0, 0
-    terms = trainer.compute_loss(image, label)
+    terms = trainer.compute_loss(images, label)
     trainer.model_zero_grad()
     trainer.backward(terms)
     grads = {f"{name}.{key}": param.grad.clone()
@@ -37,11 +38,12 @@ def test_chunked_checkpointed_text_encoding_gives_the_same_loss_and_gradients(
     generator = torch.Generator().manual_seed(0)
     image = torch.randn(4, 3, 32, 32, generator=generator)
     label = torch.tensor([0, 1, 2, 1])
+    images = TrainingImages(pixels=image)
     if features:  # as TRAIN.FEATURE_CACHE serves them
         with torch.no_grad():
-            image = plain.model.image_features(image)
-    expected_terms, expected_grads = step_terms_and_gradients(plain, image, label)
-    terms, grads = step_terms_and_gradients(chunked, image, label)
+            images = TrainingImages(encoded={"features": plain.model.image_features(image)})
+    expected_terms, expected_grads = step_terms_and_gradients(plain, images, label)
+    terms, grads = step_terms_and_gradients(chunked, images, label)
 
     assert terms.keys() == expected_terms.keys()
     for key in terms:

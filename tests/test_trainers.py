@@ -21,7 +21,7 @@ from trainers.templates import (
     IMAGENET_TEMPLATES,
     IMAGENET_TEMPLATES_SELECT,
     KGCOOP_TEMPLATES,
-    dataset_template,
+    template_for,
 )
 from trainers.zsclip import ZeroshotCLIP2
 
@@ -54,7 +54,7 @@ def test_template_tables():
     differing = {k for k in CUSTOM_TEMPLATES if KGCOOP_TEMPLATES[k] != CUSTOM_TEMPLATES[k]}
     assert differing == {"DescribableTextures"}
     with pytest.raises(ConfigError, match="Caltech101"):
-        dataset_template("Caltech102")
+        template_for(SimpleNamespace(NAME="Caltech102"))
 
 
 def test_zeroshot_ensemble_templates_as_upstream():

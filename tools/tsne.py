@@ -25,7 +25,7 @@ def features(trainer):
     """(image features, labels, hand-crafted text features, learned text features),
     all L2-normalised, as numpy arrays."""
     from trainers.clip_prompting import hand_crafted_text_features, load_clip_to_cpu
-    from trainers.templates import dataset_template
+    from trainers.templates import template_for
 
     model = trainer.model
     if trainer.cfg.TRAINER.NAME == "CoCoOp" or not hasattr(model, "prompt_learner"):
@@ -39,7 +39,7 @@ def features(trainer):
         labels.append(label.cpu())
     learned = model.text_features().float().cpu()
     clip_model = load_clip_to_cpu(trainer.cfg).float().to(trainer.device)
-    template = dataset_template(trainer.cfg.DATASET.NAME)
+    template = template_for(trainer.cfg.DATASET)
     hand = hand_crafted_text_features(clip_model, trainer.dm.dataset.classnames, [template],
                                       trainer.device).float().cpu()
     return (torch.cat(images).numpy(), torch.cat(labels).numpy(), hand.numpy(), learned.numpy())

@@ -122,7 +122,9 @@ class ClassChunkedTextEncoder(nn.Module):
     (``checkpoint``), so that the backward recomputes one chunk's activations at a time
     instead of holding those of every class. With several processes the shares'
     features are gathered, with their gradient. Same features and gradients as the
-    encoder it wraps; further arguments (deep prompts) go to it unchanged."""
+    encoder it wraps; further arguments (deep prompts) go to it unchanged. Its state-dict
+    keys are the wrapped encoder's (a whole-model checkpoint keeps upstream's keys, and
+    loads in a run with another process count or TRAIN.TEXT_ENCODER)."""
 
     def __init__(self, encoder, chunk=0, checkpoint=False):
         super().__init__()
@@ -130,6 +132,8 @@ class ClassChunkedTextEncoder(nn.Module):
         self.chunk = chunk
         self.checkpoint = checkpoint
         self._pieces = None  # (tokenized prompts, [(start, stop, their tokens), ...])
+        self.register_state_dict_post_hook(_unwrapped_keys)
+        self.register_load_state_dict_pre_hook(_wrapped_keys)
 
     def pieces(self, tokenized_prompts):
         """This process's classes in chunks, computed once per tokenized-prompt tensor
@@ -156,6 +160,17 @@ class ClassChunkedTextEncoder(nn.Module):
                 features.append(self.encoder(chunk, tokens, *extra))
         features = features[0] if len(features) == 1 else torch.cat(features)
         return all_gather_classes(features, len(tokenized_prompts))
+
+
+def _unwrapped_keys(module, state_dict, prefix, local_metadata):
+    wrapped = prefix + "encoder."
+    for key in [k for k in state_dict if k.startswith(wrapped)]:
+        state_dict[prefix + key[len(wrapped):]] = state_dict.pop(key)
+
+
+def _wrapped_keys(module, state_dict, prefix, *args):
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(prefix + "encoder.")]:
+        state_dict[prefix + "encoder." + key[len(prefix):]] = state_dict.pop(key)
 
 
 def text_encoder_for_run(encoder, options, n_classes):
@@ -318,8 +333,7 @@ class PromptedCLIP(nn.Module):
             self.register_buffer("hand_crafted_text_features", hand_crafted_text_features)
 
     def image_features(self, image):
-        if image.dim() == 2:  # features from TRAIN.FEATURE_CACHE: already encoded, normalised
-            return image
+        """Normalised features of the pixels ``image`` (B, 3, H, W)."""
         return normalize(self.image_encoder(image.type(self.dtype)))
 
     def text_features(self):
@@ -330,7 +344,10 @@ class PromptedCLIP(nn.Module):
         return self.logit_scale.exp() * image_features @ text_features.t()
 
     def forward(self, image):
-        image_features = self.image_features(image)
+        return self.predict(self.image_features(image))
+
+    def predict(self, image_features):
+        """Logits of images given their (normalised) features."""
         text_features = self._frozen_text_features
         if text_features is None:
             text_features = self.text_features()
@@ -365,7 +382,7 @@ class DeepPromptedCLIP(PromptedCLIP):
         return None
 
     def image_features(self, image):
-        prompts = None if image.dim() == 2 else self.vision_prompts()
+        prompts = self.vision_prompts()
         if prompts is None:
             return super().image_features(image)
         return normalize(encode_image(self.image_encoder, image.type(self.dtype), *prompts))

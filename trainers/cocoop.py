@@ -40,9 +40,8 @@ class ConditionalPromptLearner(PromptLearner):
 class ConditionalPromptedCLIP(PromptedCLIP):
     """Frozen CLIP whose class prompts depend on the image."""
 
-    def forward(self, image):
+    def predict(self, image_features):
         logit_scale = self.logit_scale.exp()
-        image_features = self.image_features(image)
         prompts = self.prompt_learner(image_features)
         tokenized_prompts = self.prompt_learner.tokenized_prompts
         # One image at a time, as upstream: its n_cls prompts go through the text
@@ -68,6 +67,7 @@ class CoCoOp(PromptTuningTrainer):
             ctx_init=options.CTX_INIT, half_precision=self.precision == "fp16")
         return ConditionalPromptedCLIP(clip_model, prompt_learner)
 
-    def compute_loss(self, image, label):
+    def compute_loss(self, images, label):
         # Upstream CoCoOp reports the loss only (no training accuracy).
-        return {"loss": F.cross_entropy(self.model(image), label)}
+        logits = self.model.predict(self.encoded(images)["features"])
+        return {"loss": F.cross_entropy(logits, label)}

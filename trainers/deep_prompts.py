@@ -73,10 +73,10 @@ def add_layer_prompts(transformer, n_ctx, depth):
         block.VPT_shallow = new_prompt(n_ctx, transformer.width)
 
 
-def attached_layer_prompts(transformer, dtype):
-    """The per-layer list of the ``VPT_shallow`` prompts of ``transformer``, as inserted."""
+def attached_layer_prompts(blocks, dtype):
+    """The per-layer list of the ``VPT_shallow`` prompts of a transformer's ``blocks``, as inserted."""
     return [as_upstream_fp16(block.VPT_shallow, dtype) if hasattr(block, "VPT_shallow") else None
-            for block in transformer.resblocks]
+            for block in blocks]
 
 
 def check_deep_prompting(clip_model, backbone, vision_depths=(), text_depths=()):

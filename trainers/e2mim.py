@@ -70,12 +70,6 @@ class E2MIM(PromptTuningTrainer):
                 "views of different samples (product-of-marginals pairs), and a batch of one "
                 "sample (one class, so no mixed sample either) has no such pair. Use a larger "
                 "batch, or W_MI 0")
-        if cfg.TRAIN.FEATURE_CACHE.ENABLED and options.MIXUP_LEVEL == "image":
-            raise ConfigError(
-                "TRAIN.FEATURE_CACHE.ENABLED True cannot be used with TRAINER.E2MIM.MIXUP_LEVEL "
-                "image: image-level Mixup mixes pixels before the image encoder, and cached "
-                "features cannot be mixed that way. Use MIXUP_LEVEL feature, or turn the "
-                "feature cache off")
         if world_size() > 1 and options.MIXUP_LEVEL == "image":
             raise ConfigError(
                 f"TRAINER.E2MIM.MIXUP_LEVEL image cannot be used with {world_size()} processes: "
@@ -124,11 +118,16 @@ class E2MIM(PromptTuningTrainer):
         self.register_model("critic", self.critic, self.critic_optim, None)  # constant LR
 
     # ------------------------------------------------------------------ training
-    def compute_loss(self, image, label):
+    def unfrozen_image_features(self):
+        if self.method_cfg.MIXUP_LEVEL == "image":
+            return "TRAINER.E2MIM.MIXUP_LEVEL image mixes pixels before the image encoder"
+        return None
+
+    def compute_loss(self, images, label):
         """CE on the batch, the Mixup term on its class-wise mixed samples, and the MI
         estimate between the two text views' class probabilities of all its samples."""
         options, model = self.method_cfg, self.model
-        image_features = model.image_features(image)
+        image_features = self.encoded(images)["features"]
         text_features = model.text_features()  # the soft view's class text features
         logits = model.logits(image_features, text_features)
         terms = {"loss": F.cross_entropy(logits, label), "logits": logits}
@@ -139,7 +138,7 @@ class E2MIM(PromptTuningTrainer):
         if options.W_MIX > 0 or options.W_MI > 0:
             plan = self.mixup.plan(label, self.step_rng(MIXUP))
         if plan is not None:
-            mixed_features = self.mixed_image_features(image, image_features, plan)
+            mixed_features = self.mixed_image_features(images, image_features, plan)
             mixed_logits = model.logits(mixed_features, text_features)
             if options.W_MIX > 0:
                 terms["loss_mix"] = mixup_loss(mixed_logits, label, plan, self.num_classes)
@@ -158,12 +157,12 @@ class E2MIM(PromptTuningTrainer):
     def step_rng(self, stream):
         return stream_generator(self.run_seed, stream, self.epoch, self.batch_idx)
 
-    def mixed_image_features(self, image, image_features, plan):
+    def mixed_image_features(self, images, image_features, plan):
         """Normalised features of the mixed samples: mixed features (``feature``), or
         the features of mixed pixels (``image``)."""
         if self.method_cfg.MIXUP_LEVEL == "feature":
             return normalize(mix(image_features, plan))
-        return self.model.image_features(mix(image, plan))
+        return self.model.image_features(mix(images.pixels, plan))
 
     def mi_estimate(self, sample_features, soft_logits):
         """Î(p_soft; p_hand) over the samples: each view's class probabilities at
@@ -194,6 +193,7 @@ class E2MIM(PromptTuningTrainer):
                                                retain_graph=True)
         prompt_params = [p for p in self.model.prompt_learner.parameters() if p.requires_grad]
         self.scaled(terms["loss"]).backward(inputs=prompt_params)
+        self.average_gradients()
 
 
 def build_critic_optimizer(critic, options, prompt_optim):

@@ -52,7 +52,7 @@ def encode_augmentations(encode, cfg, data_source, transform, copies, run_seed, 
 
 class CachedFeatureLoader:
     """Stands in for the training data loader: batches of cached image features
-    (``batch["img"]`` holds features, shape ``(B, D)``) with their labels."""
+    (``batch["features"]``, shape ``(B, D)``) with their labels."""
 
     def __init__(self, loader, features, labels, run_seed):
         self.loader = loader  # the data loader it replaces: its batch sampler decides the batches
@@ -76,5 +76,5 @@ class CachedFeatureLoader:
         for indices in self.loader.batch_sampler:
             index = torch.as_tensor(indices, dtype=torch.long)
             copy = torch.randint(n_copies, (len(index),), generator=choice)
-            yield {"img": self.features[copy.to(device), index.to(device)],
+            yield {"features": self.features[copy.to(device), index.to(device)],
                    "label": self.labels[index], "index": index}

@@ -29,9 +29,6 @@ def check_deep_cfg(cfg, node, depth_keys):
     for key in depth_keys:
         if cfg.TRAINER[node][key] < 0:
             raise ConfigError(f"TRAINER.{node}.{key} must be 0 or more; got {cfg.TRAINER[node][key]}")
-    if cfg.TRAIN.FEATURE_CACHE.ENABLED:
-        raise ConfigError("TRAIN.FEATURE_CACHE caches CLIP's image features, but deep vision "
-                          "prompts change them at every step: set TRAIN.FEATURE_CACHE.ENABLED False")
 
 
 def is_upstream_prompt(name):
@@ -61,22 +58,32 @@ class IndependentPromptedCLIP(DeepPromptedCLIP):
             add_layer_prompts(visual.transformer, n_ctx_vision, depth_vision)
         add_layer_prompts(clip_model.transformer, prompt_learner.n_ctx, depth_text)
         super().__init__(clip_model, prompt_learner)
+        # The text blocks, held apart from the text encoder, which TRAIN.TEXT_ENCODER may
+        # wrap (a tuple: not registered twice, the checkpoint keys stay upstream's).
+        self.text_blocks = tuple(clip_model.transformer.resblocks)
 
     def text_layer_prompts(self):
-        return attached_layer_prompts(self.text_encoder.transformer, self.dtype)
+        return attached_layer_prompts(self.text_blocks, self.dtype)
 
     def vision_prompts(self):
         visual = self.image_encoder
         if not hasattr(visual, "VPT"):
             return None
         return (as_upstream_fp16(visual.VPT, self.dtype),
-                attached_layer_prompts(visual.transformer, self.dtype))
+                attached_layer_prompts(visual.transformer.resblocks, self.dtype))
 
 
 @TRAINER_REGISTRY.register()
 class IVLP(UpstreamRegisteredTrainer):
     CONFIG_NODE = "IVLP"
     MODEL_NAME = "VLPromptLearner"
+
+    def unfrozen_image_features(self):
+        depth = self.method_cfg.PROMPT_DEPTH_VISION
+        if depth > 0:
+            return (f"TRAINER.{self.CONFIG_NODE}.PROMPT_DEPTH_VISION is {depth}: deep vision "
+                    f"prompts change them at every step")
+        return None
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -100,6 +107,6 @@ class IVLP(UpstreamRegisteredTrainer):
         return IndependentPromptedCLIP(clip_model, prompt_learner, options.N_CTX_VISION,
                                        options.PROMPT_DEPTH_VISION, options.PROMPT_DEPTH_TEXT)
 
-    def compute_loss(self, image, label):
+    def compute_loss(self, images, label):
         # Upstream logs the loss only (no training accuracy).
-        return {"loss": super().compute_loss(image, label)["loss"]}
+        return {"loss": super().compute_loss(images, label)["loss"]}

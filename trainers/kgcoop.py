@@ -73,9 +73,9 @@ class KgCoOp(PromptTuningTrainer):
                                                          clip_model.dtype, self.device)
         return PromptedCLIP(clip_model, prompt_learner, hand_crafted)
 
-    def compute_loss(self, image, label):
+    def compute_loss(self, images, label):
         text_features = self.model.text_features()
-        logits = self.model.logits(self.model.image_features(image), text_features)
+        logits = self.model.logits(self.encoded(images)["features"], text_features)
         guidance = knowledge_guidance(text_features, self.model.hand_crafted_text_features)
         # Upstream logs the total only: the loss lines stay upstream's.
         return {"loss": F.cross_entropy(logits, label) + self.method_cfg.W * guidance,

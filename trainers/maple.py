@@ -78,6 +78,10 @@ class MaPLe(UpstreamRegisteredTrainer):
     CONFIG_NODE = "MAPLE"
     MODEL_NAME = "MultiModalPromptLearner"
 
+    def unfrozen_image_features(self):
+        return ("MaPLe's vision prompts, coupled from its text prompts (TRAINER.MAPLE.PROMPT_DEPTH), "
+                "change them at every step")
+
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
         check_deep_cfg(cfg, self.CONFIG_NODE, ["PROMPT_DEPTH"])
@@ -94,6 +98,6 @@ class MaPLe(UpstreamRegisteredTrainer):
             options.PROMPT_DEPTH, half_precision=self.precision == "fp16")
         return MultiModalPromptedCLIP(clip_model, prompt_learner)
 
-    def compute_loss(self, image, label):
+    def compute_loss(self, images, label):
         # Upstream logs the loss only (no training accuracy).
-        return {"loss": super().compute_loss(image, label)["loss"]}
+        return {"loss": super().compute_loss(images, label)["loss"]}

@@ -32,7 +32,7 @@ from .clip_prompting import (
     tokenize_prompts,
 )
 from .prompt_trainer import PromptTuningTrainer
-from .templates import PROGRAD_TEMPLATES, dataset_template, fill_template
+from .templates import PROGRAD_TEMPLATES, fill_template, template_for
 
 
 def prograd_losses(logits, zero_shot_logits, label, temperature):
@@ -107,7 +107,7 @@ class ProGrad(PromptTuningTrainer):
     def build_custom_clip(self, clip_model):
         cfg, options = self.cfg, self.method_cfg
         classnames = self.dm.dataset.classnames
-        template = dataset_template(cfg.DATASET.NAME, PROGRAD_TEMPLATES)
+        template = template_for(cfg.DATASET, PROGRAD_TEMPLATES)
 
         # The teacher, as upstream's zs_clip: a second CLIP, in fp32 whatever PREC is,
         # built here (between the student's CLIP and the prompt learner: building it
@@ -127,10 +127,6 @@ class ProGrad(PromptTuningTrainer):
         # its own fp32 image tower (the only extra copy, as upstream).
         self.zero_shot_image_encoder = teacher.visual.to(self.device) \
             if self.precision == "fp16" else None
-        if cfg.TRAIN.FEATURE_CACHE.ENABLED and self.precision != "fp32":
-            raise ConfigError(f"TRAIN.FEATURE_CACHE with ProGrad needs TRAINER.COOP.PREC fp32: "
-                              f"the cache holds {self.precision} image features, and the "
-                              f"zero-shot teacher encodes images in fp32")
 
         if options.CTX_INIT:
             prompt_learner = template_prompt_learner(classnames, clip_model, options.N_CTX,
@@ -141,35 +137,50 @@ class ProGrad(PromptTuningTrainer):
                                            class_token_position=options.CLASS_TOKEN_POSITION)
         return PromptedCLIP(clip_model, prompt_learner, zero_shot_text)
 
-    def zero_shot_logits(self, image, image_features):
-        """The teacher's logits: fp32 zero-shot CLIP with the dataset's template."""
-        if self.precision == "fp32" or image.dim() == 2:
-            features = image_features
-        else:
+    def unfrozen_image_features(self):
+        if self.precision == "fp32":
+            return None
+        return (f"with TRAINER.COOP.PREC {self.precision} ProGrad's zero-shot teacher encodes the "
+                f"pixels in fp32 too (PREC fp32 shares one image encoding)")
+
+    def encode_images(self, pixels):
+        """The student's image features, and in amp or fp16 the fp32 teacher's own (in fp32
+        the student's frozen fp32 tower is the teacher's: one encoding serves both)."""
+        encoded = super().encode_images(pixels)
+        if self.precision != "fp32":
             encoder = self.zero_shot_image_encoder
             if encoder is None:
                 encoder = self.model.image_encoder
-            with torch.autocast("cuda", enabled=False):
-                features = normalize(encoder(image.float()))
-        return self.zero_shot_logit_scale * features @ self.model.hand_crafted_text_features.t()
+            with torch.no_grad(), torch.autocast("cuda", enabled=False):
+                encoded["zero_shot_features"] = normalize(encoder(pixels.float()))
+        return encoded
 
-    def compute_loss(self, image, label):
-        image_features = self.model.image_features(image)
+    def zero_shot_logits(self, zero_shot_features):
+        """The teacher's logits: fp32 zero-shot CLIP with the dataset's template."""
+        return self.zero_shot_logit_scale * zero_shot_features @ self.model.hand_crafted_text_features.t()
+
+    def compute_loss(self, images, label):
+        encoded = self.encoded(images)
+        image_features = encoded["features"]
         logits = self.model.logits(image_features, self.model.text_features())
         with torch.no_grad():
-            zero_shot = self.zero_shot_logits(image, image_features)
+            zero_shot = self.zero_shot_logits(encoded.get("zero_shot_features", image_features))
         ce, kl = prograd_losses(logits, zero_shot, label, self.cfg.LOSS.T)
         # "loss" is the objective descended (CE), "kl_loss" only steers its direction.
         return {"loss": ce, "logits": logits, "kl_loss": kl}
 
     def backward(self, terms):
         """Both gradients, then the projection (upstream's prograd_backward_and_update).
-        Under amp both are scaled by the same factor: the projection commutes with it."""
+        Under amp both are scaled by the same factor: the projection commutes with it.
+        With several processes each gradient is averaged before the projection, which is
+        not linear: projecting each rank's share would not give one process's step."""
         learned = list(getattr(self.model, self.LEARNED).parameters())
         self.scaled(terms["kl_loss"]).backward(retain_graph=True)
+        self.average_gradients(learned)
         kl_grads = [p.grad.clone() for p in learned]
         self.model_zero_grad()
         self.scaled(terms["loss"]).backward()
+        self.average_gradients(learned)
         with torch.no_grad():
             for p, kl_grad in zip(learned, kl_grads):
                 p.grad = prograd_direction(p.grad, kl_grad, self.cfg.LOSS.LAMBDA)

@@ -5,6 +5,9 @@ A method subclasses ``PromptTuningTrainer``, names its config node
 (``cfg.TRAINER.<CONFIG_NODE>``), builds its model in ``build_custom_clip`` and
 states its objective in ``compute_loss``, which returns named terms:
 ``{"loss": total, "logits": ..., <term>: tensor, ...}`` (open_clip's output dict).
+It receives the batch's images as ``TrainingImages``: the pixels, or what the method's
+``encode_images`` made of them already (never one for the other), and reads them with
+``self.encoded(images)``.
 The step here (``forward_backward``) runs it under the run's precision, refuses a
 non-finite term, zeroes the gradients, calls the ``backward`` hook, steps the
 optimizer of every registered model that received gradients (through the
@@ -12,15 +15,20 @@ GradScaler under amp) and updates the learning rates at the end of the epoch.
 A method with a second trained part (E2MIM's critic) registers it with
 ``register_model`` and overrides ``backward`` only.
 
-With several processes (``torchrun``) the step is the same on every rank: each rank
-encodes its share of the batch's images and the features are gathered
+A method declares in ``unfrozen_image_features`` whether its image features are
+frozen (a fixed function of the image). The feature cache and several processes read it:
+the cache refuses a method whose features are not frozen; with several processes
+(``torchrun``) each rank encodes its share of the batch's images (``encode_images``, with
+the gradient where the image side learns) and the encodings are gathered
 (``global_batch``), so ``compute_loss`` sees the global batch as one process would
 (Mixup partners, MI pairs, metrics included); the text encoder shares the classes
-(clip_prompting.ClassChunkedTextEncoder); the gradients are averaged before the
-optimizers step. A method needs nothing of its own for it.
+(clip_prompting.ClassChunkedTextEncoder); ``backward`` leaves the gradients averaged
+over the ranks. A method needs nothing else of its own for it.
 """
 import os.path as osp
 from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch.nn import functional as F
@@ -40,6 +48,16 @@ from .random_streams import run_seed
 # Fixed token embeddings that depend on the class names of the run that saved
 # them; they are rebuilt from the current class names instead (as upstream).
 CLASS_NAME_BUFFERS = ("token_prefix", "token_suffix", "token_midfix")
+
+
+@dataclass
+class TrainingImages:
+    """A training batch's images as ``compute_loss`` receives them, under two names that
+    cannot be confused: ``pixels`` ``(B, 3, H, W)``, or ``encoded``, what the method's
+    ``encode_images`` made of them already (``{"features": (B, D), ...}``: the feature
+    cache, several processes). Exactly one is set."""
+    pixels: Optional[torch.Tensor] = None
+    encoded: Optional[dict] = None
 
 
 class PromptTuningTrainer(TrainerX):
@@ -62,6 +80,13 @@ class PromptTuningTrainer(TrainerX):
     def method_cfg(self):
         return self.cfg.TRAINER[self.CONFIG_NODE]
 
+    def unfrozen_image_features(self):
+        """None if this run's image features are frozen: a fixed function of the image,
+        which the feature cache may store and several processes encode without gradient.
+        Otherwise why not, naming the config keys (vision prompts learn, a teacher needs
+        the pixels, pixels are mixed). Read after ``self.precision`` is set."""
+        return None
+
     def check_cfg(self, cfg):
         check_choices(cfg, f"TRAINER.{self.CONFIG_NODE}.")
         check_feature_cache_cfg(cfg)
@@ -79,6 +104,10 @@ class PromptTuningTrainer(TrainerX):
         self.run_seed = run_seed(cfg)
         self.precision = run_precision(self.method_cfg.PREC, self.device,
                                        f"TRAINER.{self.CONFIG_NODE}.PREC")
+        unfrozen = self.unfrozen_image_features()
+        if cfg.TRAIN.FEATURE_CACHE.ENABLED and unfrozen:
+            raise ConfigError(f"TRAIN.FEATURE_CACHE stores each image's features once, but "
+                              f"{unfrozen}: set TRAIN.FEATURE_CACHE.ENABLED False")
         clip_model = load_clip_for_run(cfg, self.precision)
 
         print("Building custom CLIP")
@@ -123,9 +152,9 @@ class PromptTuningTrainer(TrainerX):
         print(f"Feature cache: encoding {copies} augmented copies of {len(data_source)} "
               "training images once")
 
-        def encode(images):
+        def encode(pixels):
             with self.autocast():
-                return self.model.image_features(images)
+                return self.encode_images(pixels)["features"]
 
         features = encode_augmentations(encode, self.cfg, data_source, loader.dataset.transform,
                                         copies, self.run_seed, self.device)
@@ -137,24 +166,33 @@ class PromptTuningTrainer(TrainerX):
         if isinstance(self.train_loader_x, CachedFeatureLoader):
             self.train_loader_x.set_epoch(self.epoch)
 
-    def compute_loss(self, image, label):
+    def encode_images(self, pixels):
+        """What ``compute_loss`` needs of each image, as named tensors of one row per image:
+        ``features`` (normalised), and whatever else a method computes from the pixels."""
+        return {"features": self.model.image_features(pixels)}
+
+    def encoded(self, images):
+        """``encode_images`` of the batch's ``TrainingImages``: computed here from the pixels,
+        or as the feature cache or several processes encoded them."""
+        return images.encoded if images.encoded is not None else self.encode_images(images.pixels)
+
+    def compute_loss(self, images, label):
         """The training objective as named terms: ``{"loss": total, "logits": ...}`` plus
         any term a method wants logged; ``logits`` (optional) feed the accuracy meter.
-        Cross-entropy of the model's logits unless a method says otherwise."""
-        logits = self.model(image)
+        ``images``: ``TrainingImages``. Cross-entropy of the model's logits unless a
+        method says otherwise."""
+        logits = self.model.predict(self.encoded(images)["features"])
         return {"loss": F.cross_entropy(logits, label), "logits": logits}
 
     def forward_backward(self, batch):
-        image, label = self.parse_batch_train(batch)
+        images, label = self.parse_batch_train(batch)
         if world_size() > 1:
-            image, label = self.global_batch(image, label)
+            images, label = self.global_batch(images, label)
         with self.autocast():
-            terms = self.compute_loss(image, label)
+            terms = self.compute_loss(images, label)
         self.check_finite(terms)
         self.model_zero_grad()
         self.backward(terms)
-        average_gradients(p for name in self.get_model_names()
-                          for p in self._models[name].parameters())
         self.step_optimizers()
 
         loss_summary = {"loss": terms["loss"].item()}
@@ -166,21 +204,33 @@ class PromptTuningTrainer(TrainerX):
             self.update_lr()
         return loss_summary
 
-    def global_batch(self, image, label):
-        """The global batch as features (as TRAIN.FEATURE_CACHE serves them): this rank's
-        images encoded here (CLIP's image encoder is frozen: no gradient), every rank's
-        features and labels gathered in rank order."""
-        if image.dim() > 2:
-            with torch.no_grad(), self.autocast():
-                image = self.model.image_features(image)
-        return gather_rows(image), gather_rows(label)
+    def global_batch(self, images, label):
+        """The global batch, encoded: this rank's images encoded here (``encode_images``;
+        with the gradient unless the image features are frozen), every rank's encodings
+        and labels gathered in rank order (the gradient flows back to each rank's rows)."""
+        encoded = images.encoded
+        if encoded is None:
+            frozen = self.unfrozen_image_features() is None
+            with torch.no_grad() if frozen else nullcontext(), self.autocast():
+                encoded = self.encode_images(images.pixels)
+        return (TrainingImages(encoded={name: gather_rows(value) for name, value in encoded.items()}),
+                gather_rows(label))
 
     def autocast(self):
         return torch.autocast("cuda") if self.precision == "amp" else nullcontext()
 
     def backward(self, terms):
-        """Fill the learned parameters' gradients: by default those of ``terms["loss"]``."""
+        """Fill the learned parameters' gradients, as one process would (averaged over the
+        processes): by default those of ``terms["loss"]``."""
         self.scaled(terms["loss"]).backward()
+        self.average_gradients()
+
+    def average_gradients(self, parameters=None):
+        """Average the gradients of ``parameters`` (default: every registered model's) over
+        the processes; nothing to do in one process."""
+        if parameters is None:
+            parameters = [p for name in self.get_model_names() for p in self._models[name].parameters()]
+        average_gradients(parameters)
 
     def scaled(self, loss):
         """``loss`` as the backward should see it (scaled by the GradScaler under amp)."""
@@ -214,7 +264,10 @@ class PromptTuningTrainer(TrainerX):
         self.check_finite({"loss": loss})
 
     def parse_batch_train(self, batch):
-        return batch["img"].to(self.device), batch["label"].to(self.device)
+        label = batch["label"].to(self.device)
+        if "features" in batch:  # TRAIN.FEATURE_CACHE
+            return TrainingImages(encoded={"features": batch["features"].to(self.device)}), label
+        return TrainingImages(pixels=batch["img"].to(self.device)), label
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -54,6 +54,10 @@ class PromptSRC(IVLP):
     def is_trained(self, name):
         return is_upstream_prompt(name) and "ZS_image_encoder" not in name
 
+    def unfrozen_image_features(self):
+        return super().unfrozen_image_features() or (
+            "PromptSRC's image term encodes the pixels with its zero-shot image tower too")
+
     def build_custom_clip(self, clip_model):
         cfg, options = self.cfg, self.method_cfg
         model = super().build_custom_clip(clip_model)
@@ -73,14 +77,21 @@ class PromptSRC(IVLP):
         self.gpa_state = None  # the weighted sum of the epochs' model states so far
         return model
 
-    def compute_loss(self, image, label):
+    def encode_images(self, pixels):
+        encoded = super().encode_images(pixels)
+        with torch.no_grad():
+            encoded["zero_shot_features"] = normalize(
+                self.model.prompt_learner.ZS_image_encoder(pixels.type(self.model.dtype)))
+        return encoded
+
+    def compute_loss(self, images, label):
         model, options = self.model, self.method_cfg
         text_features = model.text_features()
-        image_features = model.image_features(image)
+        encoded = self.encoded(images)
+        image_features, zero_shot_features = encoded["features"], encoded["zero_shot_features"]
         logits = model.logits(image_features, text_features)
         fixed_embeddings = normalize(model.fixed_embeddings)
         with torch.no_grad():
-            zero_shot_features = normalize(model.prompt_learner.ZS_image_encoder(image.type(model.dtype)))
             # Upstream computes the teacher's logits in fp16 (fixed_embeddings.half()).
             zero_shot_logits = model.logit_scale.exp() * zero_shot_features @ \
                 fixed_embeddings.half().to(model.dtype).t()

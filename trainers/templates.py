@@ -141,8 +141,7 @@ def clean_classname(name):
     return name.replace("_", " ")
 
 
-def dataset_template(dataset_name, table=CUSTOM_TEMPLATES):
-    """The hand-crafted template of a dataset; a clear error for a dataset without one."""
+def _table_template(dataset_name, table):
     try:
         return table[dataset_name]
     except KeyError:
@@ -153,10 +152,12 @@ def dataset_template(dataset_name, table=CUSTOM_TEMPLATES):
 
 
 def template_for(dataset_cfg, table=CUSTOM_TEMPLATES):
-    """The template a run uses: ImageFolder's is a key (DATASET.IMAGEFOLDER.TEMPLATE)."""
+    """The hand-crafted template of a run's dataset (``cfg.DATASET``), the one way to it:
+    ImageFolder's is a key (DATASET.IMAGEFOLDER.TEMPLATE); a benchmark's is in ``table``
+    (a method's own table, e.g. PROGRAD_TEMPLATES); a clear error for a dataset without one."""
     if dataset_cfg.NAME == "ImageFolder":
         return dataset_cfg.IMAGEFOLDER.TEMPLATE
-    return dataset_template(dataset_cfg.NAME, table)
+    return _table_template(dataset_cfg.NAME, table)
 
 
 def fill_template(template, classnames):

@@ -73,21 +73,28 @@ def _device_for_collectives(tensor):
 
 
 def gather_rows(tensor):
-    """This rank's rows followed by the others', in rank order, on every rank (no
-    gradient): each rank's share of a global batch becomes the global batch. Ranks may
-    hold different numbers of rows."""
+    """This rank's rows followed by the others', in rank order, on every rank: each rank's
+    share of a global batch becomes the global batch. Ranks may hold different numbers of
+    rows. The gradient flows back: each rank receives the summed gradient of its own rows
+    (every rank computes the loss of the global batch, so that is N times its rows' share,
+    which ``average_gradients`` brings back to one process's)."""
     if world_size() == 1:
         return tensor
-    device = tensor.device
-    local = _device_for_collectives(tensor.detach().contiguous())
-    counts = [torch.zeros(1, dtype=torch.long, device=local.device) for _ in range(world_size())]
-    dist.all_gather(counts, torch.tensor([local.shape[0]], device=local.device))
-    counts = [int(c) for c in counts]
-    padded = torch.zeros((max(counts), *local.shape[1:]), dtype=local.dtype, device=local.device)
-    padded[:local.shape[0]] = local
-    pieces = [torch.empty_like(padded) for _ in counts]
-    dist.all_gather(pieces, padded)
-    return torch.cat([piece[:n] for piece, n in zip(pieces, counts)]).to(device)
+    from torch.distributed.nn.functional import all_gather
+
+    local = _device_for_collectives(tensor)
+    counts = all_gather_object(local.shape[0])
+    padding = max(counts) - local.shape[0]
+    if padding:
+        local = torch.cat([local, local.new_zeros(padding, *local.shape[1:])])
+    pieces = all_gather(local.contiguous()) if tensor.requires_grad else _all_gather(local)
+    return torch.cat([piece[:n] for piece, n in zip(pieces, counts)]).to(tensor.device)
+
+
+def _all_gather(tensor):
+    pieces = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(pieces, tensor.contiguous())
+    return pieces
 
 
 def all_gather_classes(features, n_classes):
