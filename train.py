@@ -12,7 +12,7 @@ Config = Dassl defaults + ``extend_cfg``, then the dataset file, the method
 file, the flags, then the trailing ``KEY VALUE`` overrides.
 
 Several processes (GPUs) train one model with the same command under torchrun:
-``torchrun --nproc_per_node N train.py ...`` (dassl/utils/distributed.py).
+``torchrun --nproc_per_node N train.py ...`` (trainers/distributed.py).
 """
 import argparse
 import difflib
@@ -27,13 +27,20 @@ import trainers  # noqa: F401  (registers the trainers)
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.utils import check_availability, collect_env_info, set_random_seed, setup_logger, trust_checkpoints
-from dassl.utils.distributed import broadcast_object, init_distributed, is_main_process, world_size
+from dassl.utils import (
+    CheckpointFileError,
+    check_availability,
+    collect_env_info,
+    set_random_seed,
+    setup_logger,
+    trust_checkpoints,
+)
 from runs.config_checks import validate_cfg
 from runs.errors import CheckpointError, ConfigError, FolderInUseError
 from runs.lock import lock_output_dir
 from runs.state import FINISHED, completed_epochs, run_state
 from trainers.defaults import extend_cfg
+from trainers.distributed import broadcast_object, init_distributed, is_main_process, world_size
 
 
 class UsageError(Exception):
@@ -274,7 +281,7 @@ def run(argv=None):
 
             dist.destroy_process_group()
     # OSError: missing or unreadable data; those messages name the file and the fix.
-    except (UsageError, ConfigError, CheckpointError, OSError) as e:
+    except (UsageError, ConfigError, CheckpointError, CheckpointFileError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     except FloatingPointError as e:  # the loss diverged (the message says where and what now)

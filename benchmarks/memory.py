@@ -165,7 +165,7 @@ def run_method(args, method, budget, distributed):
     ``--quick``: where it was measured for the extrapolation), extrapolated elsewhere."""
     results = {}
     if distributed:  # per-rank peaks of the class-sharded, chunked step
-        from dassl.utils.distributed import all_gather_object, world_size
+        from trainers.distributed import all_gather_object, world_size
 
         for n_classes in args.classes:
             measured = measure(args, method, n_classes, ["chunked"])["chunked"]
@@ -227,7 +227,7 @@ def check(results, methods, n_classes=1000):
 
 def main(argv=None):
     args = parse_args(argv)
-    from dassl.utils.distributed import init_distributed, is_main_process
+    from trainers.distributed import init_distributed, is_main_process
 
     distributed = init_distributed(args.device == "cuda") > 1
     torch.manual_seed(0)

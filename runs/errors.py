@@ -22,11 +22,6 @@ class DownloadError(RuntimeError):
     """A download that failed, was cut off or does not match its recorded size or hash."""
 
 
-class UntrustedCheckpointError(CheckpointError):
-    """A checkpoint that could run code when loaded, refused without the user's opt-in
-    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
-
-
 class GridError(ConfigError):
     """A grid the protocols cannot run: unknown method or dataset, a shot count
     outside the protocol, a test whose training run has not finished (runs/grid.py)."""

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from clip import clip
 from dassl.optim.lr_scheduler import ConstantWarmupScheduler, LinearWarmupScheduler
 from dassl.utils import TRUST_CHECKPOINT_ENV, checkpoints_trusted, load_checkpoint, save_checkpoint
-from runs.errors import UntrustedCheckpointError
+from dassl.utils.torchtools import UntrustedCheckpointError
 from tests.helpers import REPO, run_cli, toy_args
 
 RUN_OPTS = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1"]  # keeps every epoch's file

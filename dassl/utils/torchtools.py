@@ -21,8 +21,6 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from runs.errors import CheckpointError, UntrustedCheckpointError
-
 from .tools import atomic_write, mkdir_if_missing
 
 __all__ = [
@@ -38,8 +36,21 @@ __all__ = [
     "TRUST_CHECKPOINT_ENV",
     "checkpoints_trusted",
     "trust_checkpoints",
+    "CheckpointFileError",
+    "UntrustedCheckpointError",
     "PickledObject",
 ]
+
+
+class CheckpointFileError(RuntimeError):
+    """A checkpoint file that cannot be used: corrupt, not a checkpoint, or written by
+    another number of processes (upstream lets torch's RuntimeError through)."""
+
+
+class UntrustedCheckpointError(CheckpointFileError):
+    """A checkpoint that could run code when loaded, refused without the user's opt-in
+    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
+
 
 # Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
 TRUST_CHECKPOINT_ENV = "DASSL_TRUST_CHECKPOINT"
@@ -181,10 +192,10 @@ def load_checkpoint(fpath):
             raise UntrustedCheckpointError(
                 f'refused to load "{fpath}": it is a TorchScript archive, which is a program, '
                 "not a checkpoint; checkpoints are torch.save files of tensors") from None
-    except CheckpointError:
+    except CheckpointFileError:
         raise
     except Exception as e:
-        raise CheckpointError(
+        raise CheckpointFileError(
             f'Unable to load checkpoint from "{fpath}": the file is corrupt or not a '
             f"PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
         ) from e
