@@ -13,7 +13,7 @@ import urllib.request
 
 from tqdm import tqdm
 
-from runs.errors import DownloadError
+from datasets.errors import DownloadError
 
 CHUNK = 1 << 16
 ATTEMPTS = 3

@@ -76,7 +76,7 @@ def write_csv(rows, path):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)

@@ -89,7 +89,7 @@ def plot(run_dirs, out_base, labels=None):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)

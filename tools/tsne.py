@@ -82,7 +82,7 @@ def plot(run_dir, out_base, subsample="new", seed=1, root="", title=""):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)

@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .deep_prompts import encode_image, replace_text_context, run_blocks
 from .defaults import CLASS_TOKEN_POSITIONS

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from datasets.errors import ConfigError
+
 __all__ = [
     "init_distributed", "world_size", "rank", "is_main_process", "barrier", "split_sizes",
     "class_shard", "gather_rows", "all_gather_classes", "average_gradients", "broadcast_object",
@@ -232,8 +234,6 @@ def _shard(loader, is_train):
     else:
         images = min(loader.batch_size, len(loader.dataset))
         if images < world_size():
-            from runs.errors import ConfigError
-
             raise ConfigError(
                 f"{world_size()} processes share each training batch, but a batch holds "
                 f"{images} images (DATALOADER.TRAIN_X.BATCH_SIZE, or the training set): use a "

@@ -29,8 +29,8 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
-from runs.config_checks import check_choices
-from runs.errors import CheckpointError, ConfigError
+from datasets.config import check_choices
+from datasets.errors import ConfigError
 
 from . import distributed
 from .clip_prompting import load_clip_for_run, run_precision, text_encoder_for_run
@@ -41,6 +41,11 @@ from .random_streams import run_seed
 # Fixed token embeddings that depend on the class names of the run that saved
 # them; they are rebuilt from the current class names instead (as upstream).
 CLASS_NAME_BUFFERS = ("token_prefix", "token_suffix", "token_midfix")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not fit the model being built (and says why: the config
+    key behind the mismatch)."""
 
 
 class PromptTuningTrainer(TrainerX):
