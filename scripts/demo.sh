@@ -64,7 +64,7 @@ echo
 "$PYTHON" parse_test_res.py "$OUTPUT/base2new" --base2new
 # One E2MIM and one CoOp run (seed 1) on the new classes for the t-SNE figures.
 run1() { echo "$OUTPUT/base2new/train_base/synthworld/shots_16/$1/$CFG/seed1"; }
-"$PYTHON" tools/report.py "$OUTPUT" --title "SynthWorld base-to-new demo" \
+"$PYTHON" -m tools.report "$OUTPUT" --title "SynthWorld base-to-new demo" \
     --intro "16 shots per base class; SynthCLIP-RN backbone; error bars: std over seeds." \
     --tsne "$(run1 E2MIM)" "$(run1 CoOp)" --tsne-subsample new
 echo "[demo] done in $(( $(date +%s) - start )) s"

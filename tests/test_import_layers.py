@@ -54,3 +54,16 @@ def test_a_violation_is_named_with_its_file_and_line(tmp_path):
         "dassl/engine.py:3 imports runs (a layer above or beside it)",
         "trainers/grid.py:2 imports train (a program)"]
 
+
+def test_programs_are_run_as_modules_without_editing_sys_path():
+    """Tools and benchmarks run as ``python -m tools.NAME`` from the repository root, so
+    none of them puts a folder on ``sys.path`` itself."""
+    edits = []
+    for folder in ("tools", "benchmarks"):
+        assert osp.isfile(osp.join(REPO, folder, "__init__.py"))
+        for path in sorted(glob.glob(osp.join(REPO, folder, "*.py"))):
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                if (isinstance(node, ast.Attribute) and node.attr == "path"
+                        and isinstance(node.value, ast.Name) and node.value.id == "sys"):
+                    edits.append(f"{osp.relpath(path, REPO)}:{node.lineno}")
+    assert edits == []
