@@ -15,14 +15,12 @@ import statistics
 import sys
 import time
 
+import torch
+from tabulate import tabulate
+
+from dassl.utils import atomic_write, torch_save_atomic
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-import torch  # noqa: E402
-from tabulate import tabulate  # noqa: E402
-
-from dassl.utils import atomic_write, torch_save_atomic  # noqa: E402
 
 # Each method's published ViT-B/16 configuration with the context "a photo of a"
 # (4 tokens), so that the methods differ by their algorithm, not their prompt length.

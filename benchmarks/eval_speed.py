@@ -1,7 +1,7 @@
 """Evaluation throughput: ours against upstream's per-batch text encoding.
 
-    python benchmarks/eval_speed.py
-    python benchmarks/eval_speed.py --quick --json out.json
+    python -m benchmarks.eval_speed
+    python -m benchmarks.eval_speed --quick --json out.json
 
 Upstream CoOp-family evaluation calls the model's forward for every test batch,
 so the class prompts go through the text encoder again for every batch, over
@@ -19,13 +19,11 @@ a property of the model and the batch size, not of the code.
 JSON: ``{"ours_images_per_s", "per_batch_text_images_per_s", "same_predictions",
 "image_encoder_images_per_s"}``.
 """
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-import torch  # noqa: E402
-from common import (  # noqa: E402
+import torch
+
+from benchmarks.common import (
     TINY_BACKBONE,
     benchmark_parser,
     build_trainer,

@@ -37,6 +37,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 
 for prec in fp16 amp; do
     echo "=== ViT-B/16-shaped CLIP, PREC $prec ==="
-    timeout 140 "$python" benchmarks/train_speed.py --backbones ViT-B/16 --device cuda \
+    timeout 140 "$python" -m benchmarks.train_speed --backbones ViT-B/16 --device cuda \
         --prec "$prec" --reps 3 --json "$out/train_$prec.json"
 done

@@ -1,8 +1,8 @@
 """Peak training memory per step against the class count: CoOp (batch 32) and CoCoOp
 (batch 4) on the ViT-B/16 shape, with 100 and 1,000 classes.
 
-    python benchmarks/memory.py                       # 100 and 1,000 classes
-    python benchmarks/memory.py --quick --json out.json
+    python -m benchmarks.memory                       # 100 and 1,000 classes
+    python -m benchmarks.memory --quick --json out.json
     torchrun --nproc_per_node 2 benchmarks/memory.py --quick   # adds the per-rank case
 
 Each case is one training step (the trainer's ``forward_backward``) on one batch of an
@@ -32,10 +32,10 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from common import (  # noqa: E402
+from benchmarks.common import (
     VIT_B16,
     benchmark_parser,
     build_trainer,
@@ -46,8 +46,7 @@ from common import (  # noqa: E402
     print_table,
     write_json,
 )
-from text_encoder import FOOD101_NAMES  # noqa: E402
-from torch import nn  # noqa: E402
+from benchmarks.text_encoder import FOOD101_NAMES
 
 COLOURS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black",
            "white", "grey", "golden", "silver", "crimson", "violet", "olive", "navy", "teal",
@@ -165,7 +164,7 @@ def run_method(args, method, budget, distributed):
     ``--quick``: where it was measured for the extrapolation), extrapolated elsewhere."""
     results = {}
     if distributed:  # per-rank peaks of the class-sharded, chunked step
-        from dassl.utils.distributed import all_gather_object, world_size
+        from trainers.distributed import all_gather_object, world_size
 
         for n_classes in args.classes:
             measured = measure(args, method, n_classes, ["chunked"])["chunked"]
@@ -227,7 +226,7 @@ def check(results, methods, n_classes=1000):
 
 def main(argv=None):
     args = parse_args(argv)
-    from dassl.utils.distributed import init_distributed, is_main_process
+    from trainers.distributed import init_distributed, is_main_process
 
     distributed = init_distributed(args.device == "cuda") > 1
     torch.manual_seed(0)

@@ -1,8 +1,8 @@
 """Text encoder forward+backward: up to the last end-of-text token (ours) against
 all 77 positions (upstream).
 
-    python benchmarks/text_encoder.py
-    python benchmarks/text_encoder.py --quick --json out.json
+    python -m benchmarks.text_encoder
+    python -m benchmarks.text_encoder --quick --json out.json
 
 CoOp's prompts with 4 context vectors for class names of Food-101 (a typical
 benchmark), on CLIP's text tower of the given backbone's shape (default
@@ -12,13 +12,11 @@ change the features: both paths give the same numbers (``max_abs_diff``).
 
 JSON: ``{"truncated_ms", "full_ms", "max_abs_diff"}`` (median of the repetitions).
 """
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-import torch  # noqa: E402
-from common import (  # noqa: E402
+import torch
+
+from benchmarks.common import (
     VIT_B16,
     backbone_checkpoint,
     benchmark_parser,

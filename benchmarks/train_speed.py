@@ -1,7 +1,7 @@
 """Training cost per image of every method, side by side, in one run.
 
-    python benchmarks/train_speed.py                      # tiny and ViT-B/16-shaped backbones
-    python benchmarks/train_speed.py --quick --json out.json
+    python -m benchmarks.train_speed                      # tiny and ViT-B/16-shaped backbones
+    python -m benchmarks.train_speed --quick --json out.json
 
 For each backbone every method trains on the same batch of the same SynthWorld
 images with the same class count; each method's published ViT-B/16 setting with
@@ -24,14 +24,11 @@ backbone; cases of a further backbone are prefixed with its name and a colon
 (``"ViT-B/16:CoOp"``). Each trainer also reports how many copies of CLIP's
 weights it holds (``clip_copies``, printed only).
 """
-import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import torch
 
-import torch  # noqa: E402
-from common import (  # noqa: E402
+from benchmarks.common import (
     TINY_BACKBONE,
     VIT_B16,
     benchmark_parser,
@@ -46,8 +43,7 @@ from common import (  # noqa: E402
     world_root,
     write_json,
 )
-
-from clip.shapes import MODEL_SHAPES  # noqa: E402
+from clip.shapes import MODEL_SHAPES
 
 STEP_METHODS = {  # case -> (trainer, extra overrides, batch size or None for the shared one)
     "CoOp": ("CoOp", [], None),

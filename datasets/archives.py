@@ -18,7 +18,7 @@ import zipfile
 
 from tqdm import tqdm
 
-from runs.errors import UnsafeArchiveError
+from datasets.errors import UnsafeArchiveError
 
 HAS_TAR_FILTERS = hasattr(tarfile, "data_filter")
 

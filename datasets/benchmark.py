@@ -14,7 +14,7 @@ from collections import defaultdict
 
 from dassl.data.datasets import DatasetBase, Datum
 from dassl.utils import listdir_nohidden, mkdir_if_missing, read_json, write_json
-from runs.errors import DataFileError
+from datasets.errors import DataFileError
 
 from .cache_files import read_cache, write_cache
 

@@ -16,7 +16,7 @@ import pickle
 import tempfile
 
 from dassl.data.datasets import Datum
-from runs.errors import DataFileError
+from datasets.errors import DataFileError
 
 # What a cache pickles, by the names pickle records: Datum, and with protocols 0 and 1
 # the generic reconstructor that creates a plain object of that class (protocols below 3

@@ -18,7 +18,8 @@ import yaml
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.utils import read_json
-from trainers.defaults import extend_cfg
+
+from .config import extend_dataset_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHOW = 5  # missing files named in a report
@@ -41,7 +42,7 @@ class Report:
 
 def dataset_cfg(name, root, folder=""):
     cfg = get_cfg_default()
-    extend_cfg(cfg)
+    extend_dataset_cfg(cfg)
     cfg.DATASET.NAME, cfg.DATASET.ROOT = name, osp.abspath(osp.expanduser(root))
     cfg.DATASET.IMAGEFOLDER.DIR = folder
     return cfg

@@ -20,7 +20,7 @@ import zipfile
 
 from tqdm import tqdm
 
-from runs.errors import DownloadError
+from datasets.errors import DownloadError
 
 CHUNK = 1 << 16
 ATTEMPTS = 3

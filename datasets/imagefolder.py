@@ -19,7 +19,7 @@ import os.path as osp
 import random
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
-from runs.errors import ConfigError, DataFileError
+from datasets.errors import ConfigError, DataFileError
 
 from .benchmark import Benchmark, read_and_split_data, split_trainval
 from .imagenet import read_classnames

@@ -24,7 +24,7 @@ import time
 
 from tabulate import tabulate
 
-from runs.errors import DownloadError
+from datasets.errors import DownloadError
 
 from . import check as checks
 from .archives import extract, move_into

@@ -5,10 +5,9 @@ Method-specific choices (PREC, E2MIM's rules) are checked by each trainer's
 ``check_cfg``; this covers the data, loader and backbone keys every run shares.
 """
 from clip.shapes import MODEL_SHAPES
+from datasets.config import check_choices
+from datasets.errors import ConfigError
 from trainers.clip_prompting import CONTEXT_LENGTH, check_input_size
-from trainers.defaults import CHOICES
-
-from .errors import ConfigError
 
 
 def validate_cfg(cfg):
@@ -29,19 +28,6 @@ def validate_cfg(cfg):
     shape = MODEL_SHAPES.get(cfg.MODEL.BACKBONE.NAME)
     if shape is not None:  # a release's (or the shipped model's) resolution, known unloaded
         check_input_size(cfg, resolution=shape[1])
-
-
-def check_choices(cfg, prefix=""):
-    """Every key declared with a fixed set of values (trainers/defaults.py) under
-    ``prefix`` holds one of them."""
-    for key, allowed in CHOICES.items():
-        if not key.startswith(prefix):
-            continue
-        value = cfg
-        for part in key.split("."):
-            value = value[part]
-        if value not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def check_context(options, key):

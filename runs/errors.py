@@ -1,35 +1,9 @@
-"""Errors a user can fix from the command line or the config: train.py reports them
-in one line (``train.py: error: ...``) instead of a traceback."""
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work (unknown backbone, wrong input size, ...)."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not fit the model being built (and says why)."""
+"""The runs' own errors, reported in one line like datasets/errors.py's ``ConfigError``."""
+from datasets.errors import ConfigError
 
 
 class FolderInUseError(ConfigError):
     """Another live process holds the output folder (runs/lock.py)."""
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member that would land outside the extraction folder (datasets/archives.py)."""
-
-
-class DataFileError(ValueError):
-    """A dataset file (split, few-shot cache) that is corrupt, or refused because reading it
-    could run code (datasets/cache_files.py); the message names the file and the fix."""
-
-
-class DownloadError(RuntimeError):
-    """A download that failed, was cut off or does not match its recorded size or hash."""
-
-
-class UntrustedCheckpointError(CheckpointError):
-    """A checkpoint that could run code when loaded, refused without the user's opt-in
-    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
 
 
 class GridError(ConfigError):

@@ -122,10 +122,9 @@ class Job:
 
 def planned_epochs(job):
     """OPTIM.MAX_EPOCH of a training job's config: the epoch its last checkpoint will hold."""
-    import train  # the config as train.py builds it (imports the trainers: seconds)
+    from runs.command import build_parser, setup_cfg  # the config as train.py builds it
 
-    args = train.build_parser().parse_args(job.argv()[1:])
-    return train.setup_cfg(args).OPTIM.MAX_EPOCH
+    return setup_cfg(build_parser().parse_args(job.argv()[1:])).OPTIM.MAX_EPOCH
 
 
 # ---------------------------------------------------------------- lookups

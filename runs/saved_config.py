@@ -8,7 +8,7 @@ import os.path as osp
 
 import yaml
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from runs.state import checkpoint_epoch
 
 CONFIG_HEADER = "** Config **"

@@ -23,8 +23,6 @@ import os
 import os.path as osp
 import re
 
-from runs.errors import CheckpointError, ConfigError
-
 FINISHED, INTERRUPTED, EMPTY = "finished", "interrupted", "empty"
 
 ACCURACY = re.compile(r"^\* accuracy: ([\.\deE+-]+)%")
@@ -123,7 +121,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         print(run_state(args.run_dir, args.eval))
-    except (CheckpointError, ConfigError, OSError) as e:  # a checkpoint it cannot read names itself
+    except OSError as e:
+        raise SystemExit(f"runs.state: error: {e}") from None
+    except RuntimeError as e:  # a checkpoint it cannot read (or may not) names itself
+        from dassl.utils import CheckpointFileError  # loaded already when a checkpoint was read
+
+        if not isinstance(e, CheckpointFileError):
+            raise
         raise SystemExit(f"runs.state: error: {e}") from None
 
 

@@ -75,7 +75,7 @@ fidelity=0
 [ "$fidelity" -gt 1 ] && { echo "[demo] world_check failed to run" >&2; exit 1; }
 # One E2MIM and one CoOp run (seed 1) on the new classes for the t-SNE figures.
 run1() { echo "$OUTPUT/base2new/train_base/synthworld/shots_16/$1/$CFG/seed1"; }
-"$PYTHON" tools/report.py "$OUTPUT" --title "SynthWorld base-to-new demo" \
+"$PYTHON" -m tools.report "$OUTPUT" --title "SynthWorld base-to-new demo" \
     --intro "16 shots per base class; world CLIP SynthCLIP-Cone; every method on its published settings (shorter schedules); error bars: std over seeds." \
     --section "$OUTPUT/fidelity.md" --tsne "$(run1 E2MIM)" "$(run1 CoOp)" --tsne-subsample new
 [ "$fidelity" -eq 0 ] && echo "[demo] fidelity: every check met" \

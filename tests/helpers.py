@@ -9,14 +9,16 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def run_cli(args, env_extra=None, entry="tools/train_toy.py", check=True, timeout=300):
-    """Run a training entry point in a subprocess; return the CompletedProcess."""
+def run_cli(args, env_extra=None, entry="tools.train_toy", check=True, timeout=300):
+    """Run a training entry point (``train.py``, or a module such as ``tools.train_toy``,
+    run with ``-m``) in a subprocess; return the CompletedProcess."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")
     if env_extra:
         env.update(env_extra)
-    proc = subprocess.run([sys.executable, osp.join(REPO, entry)] + [str(a) for a in args],
+    command = [osp.join(REPO, entry)] if entry.endswith(".py") else ["-m", entry]
+    proc = subprocess.run([sys.executable, *command] + [str(a) for a in args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from datasets.archives import extract
-from runs.errors import UnsafeArchiveError
+from datasets.errors import UnsafeArchiveError
 
 
 def make_tar(path, members):

@@ -1,6 +1,5 @@
 """benchmarks/: every script's machine-readable output (numbers only, no timing asserted)."""
 import json
-import os.path as osp
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ from tests.helpers import REPO
 
 def _benchmark(name, tmp_path, *args):
     out = tmp_path / f"{name}.json"
-    subprocess.run([sys.executable, osp.join(REPO, "benchmarks", f"{name}.py"), "--quick",
+    subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick",
                     "--reps", "1", "--workdir", str(tmp_path / "work"), "--json", str(out),
                     *args], check=True, cwd=REPO, capture_output=True, timeout=300)
     return json.loads(out.read_text())

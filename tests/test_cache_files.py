@@ -13,8 +13,8 @@ import pytest
 
 from datasets import prepare as prep
 from datasets.cache_files import read_cache
+from datasets.errors import DataFileError
 from datasets.sources import Source
-from runs.errors import DataFileError
 from tests import dataset_trees
 from tests.helpers import run_cli
 from tests.test_datasets import build, items

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from clip import clip
 from dassl.optim.lr_scheduler import ConstantWarmupScheduler, LinearWarmupScheduler
 from dassl.utils import TRUST_CHECKPOINT_ENV, checkpoints_trusted, load_checkpoint, save_checkpoint
-from runs.errors import ConfigError, UntrustedCheckpointError
+from dassl.utils.torchtools import TrustSettingError, UntrustedCheckpointError
 from tests.helpers import REPO, run_cli, toy_args
 
 RUN_OPTS = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1"]  # keeps every epoch's file
@@ -256,7 +256,7 @@ def test_false_does_not_open_the_door_and_an_unknown_value_is_refused(toy_run, t
     assert not marker.exists()
     for value in ("maybe", "2", "on"):
         monkeypatch.setenv(TRUST_CHECKPOINT_ENV, value)
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(TrustSettingError) as info:
             load_checkpoint(osp.join(hostile, "model", "model.pth.tar-1"))
         assert f"{TRUST_CHECKPOINT_ENV}={value!r} is neither yes" in str(info.value)
     assert not marker.exists()
@@ -331,7 +331,7 @@ def test_state_and_interpret_prompt_on_a_refused_checkpoint_say_so_in_one_line(t
     shutil.copy(osp.join(toy_run[1], "log.txt"), osp.join(hostile, "log.txt"))
     env = {**os.environ, **NO_OPT_IN}
     for command in (["-m", "runs.state", hostile],
-                    ["tools/interpret_prompt.py", "--model-dir", hostile, "--load-epoch", "1"]):
+                    ["-m", "tools.interpret_prompt", "--model-dir", hostile, "--load-epoch", "1"]):
         proc = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 import torch
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from tests.helpers import REPO, make_trainer
 from tests.oracles import openai_clip
 from trainers.prompt_trainer import TrainingImages

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from tests.helpers import make_trainer
 from tests.test_trainers import reference_text_features, tiny_models
 from trainers.mixup import ClassWiseMixup

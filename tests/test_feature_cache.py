@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from tests.helpers import make_trainer
 from trainers.feature_cache import CachedFeatureLoader
 

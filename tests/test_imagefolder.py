@@ -82,7 +82,7 @@ def test_train_py_coop_base_then_e2mim_new_at_4_shots(tmp_path, tiny_clip):
 def test_class_folders_with_no_or_too_few_images_are_named_with_the_fix(tmp_path):
     import pytest
 
-    from runs.errors import DataFileError
+    from datasets.errors import DataFileError
 
     dataset_trees.folder_classes(str(tmp_path / "mine"), CLASSES[:2], 10)
     os.makedirs(tmp_path / "mine" / "empty_class")

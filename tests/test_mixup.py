@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from trainers.mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 from trainers.random_streams import MIXUP, stream_generator
 

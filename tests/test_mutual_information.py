@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from trainers.mutual_information import (
     MutualInformationEstimator,
     build_critic,

@@ -58,7 +58,7 @@ def test_chunked_checkpointed_text_encoding_gives_the_same_loss_and_gradients(
 
 
 def test_a_negative_chunk_size_is_refused_by_name(tiny_clip, fake_caltech):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     with pytest.raises(ConfigError, match="CHUNK_CLASSES must be >= 0"):
         make_trainer("CoOp", fake_caltech, tiny_clip["tiny-ViT"],

@@ -123,7 +123,7 @@ def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
 ])
 def test_bad_settings_are_refused_before_any_work(tiny_clip, fake_caltech, tmp_path, monkeypatch,
                                                   trainer, opts, message):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     monkeypatch.setattr("sys.stdout", __import__("sys").stdout)  # train.main tees stdout to a log
     output_dir = str(tmp_path / "run")
@@ -136,7 +136,7 @@ def test_bad_settings_are_refused_before_any_work(tiny_clip, fake_caltech, tmp_p
 
 def test_a_context_too_long_for_the_class_names_is_refused(tiny_clip, fake_caltech, tmp_path,
                                                            monkeypatch):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     monkeypatch.setattr("sys.stdout", __import__("sys").stdout)
     args = _caltech_args(fake_caltech, tiny_clip["tiny-ViT"], str(tmp_path / "run"), "CoOp",

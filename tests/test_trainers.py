@@ -11,11 +11,12 @@ import torch
 from torch.nn import functional as F
 
 from clip import clip
-from runs.errors import CheckpointError, ConfigError
+from datasets.errors import ConfigError
 from tests.helpers import make_trainer
 from tests.oracles import openai_clip
 from trainers.clip_prompting import PromptedCLIP, PromptLearner, load_clip_to_cpu
 from trainers.cocoop import ConditionalPromptedCLIP, ConditionalPromptLearner
+from trainers.prompt_trainer import CheckpointError
 from trainers.templates import (
     CUSTOM_TEMPLATES,
     IMAGENET_TEMPLATES,

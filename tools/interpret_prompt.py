@@ -1,7 +1,7 @@
 """The vocabulary tokens nearest to each learned context vector (as CoOp's
 interpret_prompt.py): Euclidean distance in CLIP's token-embedding space.
 
-    python tools/interpret_prompt.py --model-dir RUN [--topk 3] [--load-epoch N] [--out CSV]
+    python -m tools.interpret_prompt --model-dir RUN [--topk 3] [--load-epoch N] [--out CSV]
 
 Covers every method whose prompt learner holds CoOp's ``ctx`` (CoOp, KgCoOp, E2MIM,
 and CoCoOp's static context, without the image-conditioned shift); class-specific
@@ -11,12 +11,9 @@ RUN/prompt_words.csv).
 import argparse
 import csv
 import os.path as osp
-import sys
 
 import torch
 from tabulate import tabulate
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def nearest_tokens(ctx, token_embedding, topk):
@@ -76,11 +73,12 @@ def write_csv(rows, path):
 
 
 def main(argv=None):
-    from runs.errors import CheckpointError, ConfigError
+    from dassl.utils import CheckpointFileError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointFileError) as e:
         raise SystemExit(f"interpret_prompt.py: error: {e}") from None
 
 

@@ -1,6 +1,6 @@
 """Base, new and H per dataset and on average, methods side by side, error bars over seeds.
 
-    python tools/plot_base2new.py output/base2new [--out output/figures/base2new]
+    python -m tools.plot_base2new output/base2new [--out output/figures/base2new]
 
 Methods are ordered zero-shot first, then the baselines, then E2MIM; each method
 keeps one fill from a colour-blind-safe palette and one hatch, no two alike, with the
@@ -10,14 +10,11 @@ OUT.png and OUT.pdf.
 """
 import argparse
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from parse_test_res import base2new_records, collect_base2new  # noqa: E402
-from tools.plotting import close, method_order, new_figure, save_figure, style  # noqa: E402
+from parse_test_res import base2new_records, collect_base2new
+from tools.plotting import close, method_order, new_figure, save_figure, style
 
 METRICS = ("base", "new", "H")
 

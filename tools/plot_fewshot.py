@@ -1,6 +1,6 @@
 """Accuracy against shots (1, 2, 4, 8, 16) per dataset and on average (CoOp's Figure 3).
 
-    python tools/plot_fewshot.py output [--out output/figures/fewshot]
+    python -m tools.plot_fewshot output [--out output/figures/fewshot]
 
 OUTPUT_TREE is the folder the few-shot scripts wrote (<dataset>/<trainer>/<cfg>_<K>shots/
 seed<N>). One line per method with a band of +- std over seeds; zero-shot CLIP
@@ -9,14 +9,11 @@ Writes OUT.png and OUT.pdf.
 """
 import argparse
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from parse_test_res import collect_fewshot, collect_zeroshot, dataset_sort_key  # noqa: E402
-from tools.plotting import close, method_order, new_figure, save_figure, style  # noqa: E402
+from parse_test_res import collect_fewshot, collect_zeroshot, dataset_sort_key
+from tools.plotting import close, method_order, new_figure, save_figure, style
 
 
 def average_curve(per_dataset):

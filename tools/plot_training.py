@@ -1,6 +1,6 @@
 """Each loss term, the learning rate and the training accuracy against epoch.
 
-    python tools/plot_training.py RUN [RUN ...] [--out output/figures/training]
+    python -m tools.plot_training RUN [RUN ...] [--out output/figures/training]
 
 RUN is a training run's output folder. The curves are the epoch averages train.py
 prints at each epoch's last batch (read from the run's log.txt and, for a resumed run,
@@ -10,12 +10,9 @@ floor of its estimator (JSD: -2 log 2; DV and InfoNCE: 0). Writes OUT.png and OU
 import argparse
 import os.path as osp
 import re
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from runs.state import log_files  # noqa: E402
-from tools.plotting import close, new_figure, save_figure, style  # noqa: E402
+from runs.state import log_files
+from tools.plotting import close, new_figure, save_figure, style
 
 BATCH_LINE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[(\d+)/(\d+)\] (.*)$")
 METER = re.compile(r"(\w+) (-?[\d.]+(?:e[-+]?\d+)?) \((-?[\d.]+(?:e[-+]?\d+)?)\)")
@@ -89,7 +86,7 @@ def plot(run_dirs, out_base, labels=None):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)

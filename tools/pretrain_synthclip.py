@@ -1,9 +1,9 @@
 """Pretrain the tiny CLIPs shipped with the repository on SynthWorld's image-caption pairs.
 
-    python tools/pretrain_synthclip.py                     # writes clip/weights/SynthCLIP-ViT.pt
-    python tools/pretrain_synthclip.py --model SynthCLIP-RN          # clip/weights/SynthCLIP-RN.pt
-    python tools/pretrain_synthclip.py --model SynthCLIP-Cone        # clip/weights/SynthCLIP-Cone.pt
-    python tools/pretrain_synthclip.py --steps 200 --out /tmp/t.pt   # a quick try
+    python -m tools.pretrain_synthclip                     # writes clip/weights/SynthCLIP-ViT.pt
+    python -m tools.pretrain_synthclip --model SynthCLIP-RN          # clip/weights/SynthCLIP-RN.pt
+    python -m tools.pretrain_synthclip --model SynthCLIP-Cone        # clip/weights/SynthCLIP-Cone.pt
+    python -m tools.pretrain_synthclip --steps 200 --out /tmp/t.pt   # a quick try
 
 Contrastive (CLIP) training on freshly rendered pairs of all 144 colour-shape
 combinations (no hue shift: the downstream task is shifted, the pretraining
@@ -32,20 +32,17 @@ import argparse
 import math
 import os
 import os.path as osp
-import sys
 import time
 
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from clip.clip import model_file, read_state_dict  # noqa: E402
-from clip.model import CLIP, build_model, convert_weights  # noqa: E402
-from clip.shapes import MODEL_SHAPES  # noqa: E402
-from datasets.synthworld_render import COLOURS, SHAPES, captions, render  # noqa: E402
-from trainers.clip_prompting import tokenize_to_last_eot  # noqa: E402
+from clip.clip import model_file, read_state_dict
+from clip.model import CLIP, build_model, convert_weights
+from clip.shapes import MODEL_SHAPES
+from datasets.synthworld_render import COLOURS, SHAPES, captions, render
+from trainers.clip_prompting import tokenize_to_last_eot
 
 # steps, peak LR, warm-up steps, and the logit scale: "learned" from CLIP's initial
 # value (clamped at 100), or "ramp": not trained, raised log-linearly from CLIP's initial

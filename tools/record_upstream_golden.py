@@ -3,7 +3,7 @@
     git clone https://github.com/KaiyangZhou/CoOp /tmp/up/CoOp
     git clone https://github.com/KaiyangZhou/Dassl.pytorch /tmp/up/Dassl.pytorch
     git clone https://github.com/htyao89/KgCoOp /tmp/up/KgCoOp
-    python tools/record_upstream_golden.py --coop /tmp/up/CoOp \
+    python -m tools.record_upstream_golden --coop /tmp/up/CoOp \
         --dassl /tmp/up/Dassl.pytorch --kgcoop /tmp/up/KgCoOp
 
 CoOp and CoCoOp run from the CoOp checkout on Dassl.pytorch; KgCoOp from its own
@@ -35,7 +35,6 @@ import tempfile
 from dataclasses import dataclass
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 GOLDEN_DIR = osp.join(REPO, "tests", "data", "golden")
 SEED = 1  # --seed of every run
@@ -274,7 +273,7 @@ def main(argv=None):
     upstream = {"KaiyangZhou/CoOp": commit_of(checkouts["coop"]),
                 "KaiyangZhou/Dassl.pytorch": commit_of(checkouts["dassl"]),
                 "htyao89/KgCoOp": commit_of(checkouts["kgcoop"])}
-    command = "python tools/record_upstream_golden.py " + " ".join(
+    command = "python -m tools.record_upstream_golden " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     os.makedirs(args.out, exist_ok=True)
     from dassl.utils import atomic_write

@@ -1,7 +1,7 @@
 """One Markdown report of an output tree: results tables (with the published numbers
 where the papers report the same dataset), the figures, and the config of each number.
 
-    python tools/report.py OUTPUT_TREE [--out OUTPUT_TREE/report.md] [--title TITLE]
+    python -m tools.report OUTPUT_TREE [--out OUTPUT_TREE/report.md] [--title TITLE]
         [--tsne RUN ...] [--tsne-subsample new] [--training RUN ...]
 
 OUTPUT_TREE is the OUTPUT folder of the protocol scripts: base-to-new runs under
@@ -10,11 +10,8 @@ OUTPUT_TREE/figures/ (PNG, linked; PDF beside them).
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from parse_test_res import (  # noqa: E402
+from parse_test_res import (
     base2new_comparison,
     base2new_records,
     collect_base2new,
@@ -24,8 +21,8 @@ from parse_test_res import (  # noqa: E402
     render_comparison,
     summary_records,
 )
-from tools import plot_base2new, plot_fewshot, plot_training, tsne  # noqa: E402
-from tools.plotting import close  # noqa: E402
+from tools import plot_base2new, plot_fewshot, plot_training, tsne
+from tools.plotting import close
 
 
 def figure_link(path, report_dir, caption):

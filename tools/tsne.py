@@ -1,7 +1,7 @@
 """t-SNE of a run's test-image features, coloured by class, with the text features of the
 hand-crafted prompt and of the learned prompt as distinct markers (E2MIM paper, Fig. 2).
 
-    python tools/tsne.py --model-dir output/base2new/train_base/oxford_flowers/shots_16/E2MIM/\
+    python -m tools.tsne --model-dir output/base2new/train_base/oxford_flowers/shots_16/E2MIM/\
 vit_b16_ep50_ctxv1/seed1 --subsample new [--out FIG] [--root DATA] [--seed 1]
 
 The run's model is rebuilt from its printed config (log.txt) and its latest checkpoint;
@@ -10,14 +10,11 @@ Writes OUT.png and OUT.pdf (default RUN/tsne_<subsample>).
 """
 import argparse
 import os.path as osp
-import sys
 
 import numpy as np
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tools.plotting import MARKERS, close, new_figure, save_figure  # noqa: E402
+from tools.plotting import MARKERS, close, new_figure, save_figure
 
 
 @torch.no_grad()
@@ -82,7 +79,7 @@ def plot(run_dir, out_base, subsample="new", seed=1, root="", title=""):
 
 
 def main(argv=None):
-    from runs.errors import ConfigError
+    from datasets.errors import ConfigError
 
     try:
         run(argv)

@@ -14,11 +14,11 @@ from torch.utils.checkpoint import checkpoint
 
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer
-from dassl.utils.distributed import all_gather_classes, class_shard, world_size
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .deep_prompts import encode_image, replace_text_context, run_blocks
 from .defaults import CLASS_TOKEN_POSITIONS
+from .distributed import all_gather_classes, class_shard, world_size
 from .templates import clean_classname, fill_template
 
 CONTEXT_LENGTH = 77  # CLIP's text positions: SOS, context, class name, ".", EOS must fit

@@ -15,7 +15,7 @@ names of upstream's modified CLIP, so their checkpoints keep upstream's keys.
 import torch
 from torch import nn
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 
 def as_upstream_fp16(prompt, dtype):

@@ -5,12 +5,12 @@ train.py does), so every method's keys exist whichever method a file configures.
 A new method adds its block here and reads it as ``cfg.TRAINER.<NAME>``.
 
 A key with a fixed set of values declares them beside its default, with
-``choice``; ``CHOICES`` collects them and runs/config_checks.py refuses any other
-value before any work.
+``choice`` (datasets/config.py, which also adds the ``DATASET.*`` keys);
+any other value is refused before any work.
 """
 from yacs.config import CfgNode as CN
 
-from datasets.benchmark import SUBSAMPLE_CHOICES
+from datasets.config import choice, extend_dataset_cfg
 
 PRECISIONS = ("fp16", "fp32", "amp")  # fp16 and amp need CUDA (fp32 elsewhere, with a note)
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -18,24 +18,9 @@ E2MIM_VIEWS = ("probabilities", "text_features")
 ESTIMATORS = ("jsd", "dv", "infonce")  # E2MIM's mutual-information bounds
 CRITICS = ("mlp", "bilinear")
 
-CHOICES = {}  # "TRAINER.E2MIM.ESTIMATOR" -> its allowed values
-
-
-def choice(cfg, key, default, allowed):
-    """Set ``cfg.<key> = default`` and declare ``allowed`` as the key's only values."""
-    *path, name = key.split(".")
-    node = cfg
-    for part in path:
-        node = node[part]
-    assert default in allowed, (key, default, allowed)
-    node[name] = default
-    CHOICES[key] = tuple(allowed)
-
 
 def extend_cfg(cfg):
-    # Base-to-new protocol: keep all classes, the first half ("base") or the
-    # second half ("new") of the labels, relabelled from 0.
-    choice(cfg, "DATASET.SUBSAMPLE_CLASSES", "all", SUBSAMPLE_CHOICES)
+    extend_dataset_cfg(cfg)
 
     # Opt-in cache of frozen image features for training (trainers/feature_cache.py):
     # AUGMENTATIONS augmented copies per training image are encoded once; each epoch uses
@@ -52,30 +37,6 @@ def extend_cfg(cfg):
     cfg.TRAIN.TEXT_ENCODER = CN()
     cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES = 0
     cfg.TRAIN.TEXT_ENCODER.CHECKPOINT = False
-
-    # SynthWorld, the embedded benchmark (datasets/synthworld.py): generated once
-    # under DATASET.ROOT/synthworld with these settings.
-    cfg.DATASET.SYNTHWORLD = CN()
-    cfg.DATASET.SYNTHWORLD.SEED = 2024  # the world's own seed (not the run's)
-    cfg.DATASET.SYNTHWORLD.N_COLOURS = 10  # classes = colours x shapes, colour-major
-    cfg.DATASET.SYNTHWORLD.N_SHAPES = 10
-    cfg.DATASET.SYNTHWORLD.TRAIN_PER_CLASS = 20
-    cfg.DATASET.SYNTHWORLD.VAL_PER_CLASS = 4
-    cfg.DATASET.SYNTHWORLD.TEST_PER_CLASS = 30
-    # Degrees: the task's domain shift from pretraining. 20 puts SynthCLIP-Cone's zero-shot
-    # accuracy on base and new classes in the releases' range (docs/SYNTHWORLD.md); the first
-    # demo's configs (synthworld*.yaml on SynthCLIP-RN) keep their 30.
-    cfg.DATASET.SYNTHWORLD.HUE_SHIFT = 20.0
-    cfg.DATASET.SYNTHWORLD.IMAGE_SIZE = 32
-
-    # ImageFolder, one's own images (datasets/imagefolder.py): DATASET.ROOT/<DIR>/ with
-    # train/ val/ test/ class folders, or class folders split with these ratios (rest: test).
-    cfg.DATASET.IMAGEFOLDER = CN()
-    cfg.DATASET.IMAGEFOLDER.DIR = ""
-    cfg.DATASET.IMAGEFOLDER.TEMPLATE = "a photo of a {}."  # hand-crafted prompt of every method
-    cfg.DATASET.IMAGEFOLDER.TRAIN_RATIO = 0.5
-    cfg.DATASET.IMAGEFOLDER.VAL_RATIO = 0.2
-    cfg.DATASET.IMAGEFOLDER.SPLIT_SEED = 1  # the split's own seed: the same split for every run
 
     # CoOp (Zhou et al., IJCV 2022): upstream keys and defaults.
     cfg.TRAINER.COOP = CN()

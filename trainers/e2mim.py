@@ -20,8 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
-from dassl.utils.distributed import world_size
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .clip_prompting import (
     PromptedCLIP,
@@ -29,6 +28,7 @@ from .clip_prompting import (
     hand_crafted_text_features,
     normalize,
 )
+from .distributed import world_size
 from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
 from .mutual_information import MutualInformationEstimator, random_derangement
 from .prompt_trainer import PromptTuningTrainer

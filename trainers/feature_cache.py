@@ -17,7 +17,7 @@ image path is not frozen (pixel-level Mixup) refuses it.
 import torch
 
 from dassl.data.data_manager import build_data_loader
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .random_streams import (
     CACHE_AUGMENTATION,

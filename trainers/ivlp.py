@@ -3,7 +3,7 @@ al., CVPR 2023, arXiv 2210.03117, and of PromptSRC): learned text context at the
 the first PROMPT_DEPTH_TEXT text layers, learned tokens appended to the patch tokens of
 the first PROMPT_DEPTH_VISION vision layers; cross-entropy. docs/DEEP_PROMPTS.md."""
 from dassl.engine import TRAINER_REGISTRY
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .clip_prompting import DeepPromptedCLIP, PromptLearner
 from .deep_prompts import (

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .clip_prompting import DeepPromptedCLIP
 from .deep_prompts import as_upstream_fp16, check_deep_prompting

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 
 @dataclass

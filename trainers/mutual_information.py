@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .defaults import CRITICS, ESTIMATORS
 

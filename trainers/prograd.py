@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 from .clip_prompting import (
     CONTEXT_LENGTH,

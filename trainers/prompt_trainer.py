@@ -37,17 +37,23 @@ from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import load_checkpoint, load_pretrained_weights
-from dassl.utils.distributed import average_gradients, gather_rows, world_size
-from runs.config_checks import check_choices
-from runs.errors import CheckpointError, ConfigError
+from datasets.config import check_choices
+from datasets.errors import ConfigError
 
+from . import distributed
 from .clip_prompting import load_clip_for_run, run_precision, text_encoder_for_run
+from .distributed import average_gradients, gather_rows, shard_loaders, world_size
 from .feature_cache import CachedFeatureLoader, check_feature_cache_cfg, encode_augmentations
 from .random_streams import run_seed
 
 # Fixed token embeddings that depend on the class names of the run that saved
 # them; they are rebuilt from the current class names instead (as upstream).
 CLASS_NAME_BUFFERS = ("token_prefix", "token_suffix", "token_midfix")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not fit the model being built (and says why: the config
+    key behind the mismatch)."""
 
 
 @dataclass
@@ -62,6 +68,7 @@ class TrainingImages:
 
 class PromptTuningTrainer(TrainerX):
     CONFIG_NODE = None  # e.g. "COOP": the method's options are cfg.TRAINER.COOP
+    processes = distributed  # the engine's collectives, over torchrun's processes
     # The one registered (saved) module: an attribute of the model, or "" for the whole
     # model (upstream's deep-prompt methods save all of CustomCLIP), registered under
     # MODEL_NAME (default: LEARNED), the folder name of its checkpoints.
@@ -98,6 +105,10 @@ class PromptTuningTrainer(TrainerX):
     def build_custom_clip(self, clip_model):
         """The method's model: a module with a ``prompt_learner`` attribute."""
         raise NotImplementedError
+
+    def build_data_loader(self):
+        super().build_data_loader()
+        shard_loaders(self)  # several processes: this rank's share of each batch and set
 
     def build_model(self):
         cfg = self.cfg

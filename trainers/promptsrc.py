@@ -17,7 +17,6 @@ import torch
 from torch.nn import functional as F
 
 from dassl.engine import TRAINER_REGISTRY
-from dassl.utils import latest_checkpoint, load_checkpoint
 
 from .clip_prompting import load_clip_to_cpu, normalize, tokenize_to_last_eot
 from .ivlp import IVLP, is_upstream_prompt
@@ -120,25 +119,24 @@ class PromptSRC(IVLP):
             print("Using GPA model for final inference...")
             self.model.load_state_dict(self.gpa_state)
 
-    def resume_state(self):
+    def extra_state(self):
         """Checkpoints carry the sum's learned tensors (the frozen ones are replayed on resume:
         every epoch added the same values). Upstream keeps no GPA state, so its resumed run
         never swaps in the GPA model; ours resumes exactly."""
-        state = super().resume_state()
+        state = super().extra_state()
         if self.gpa_state is not None:
             learned = {name for name, p in self.model.named_parameters() if p.requires_grad}
             state["gpa_learned"] = {key: value for key, value in self.gpa_state.items() if key in learned}
         return state
 
-    def resume_model_if_exist(self, directory):
-        start_epoch = super().resume_model_if_exist(directory)
-        if start_epoch:
-            checkpoint = load_checkpoint(latest_checkpoint(f"{directory}/{self.model_name}"))
+    def restore_extra_state(self, checkpoint):
+        super().restore_extra_state(checkpoint)
+        done = checkpoint["epoch"]  # the epochs aggregated (and the one resuming starts at)
+        if done:
             learned = checkpoint.get("gpa_learned", {})
             frozen = {key: value for key, value in self.model.state_dict().items() if key not in learned}
             total = None
-            for weight in self.gpa_weights[:start_epoch]:
+            for weight in self.gpa_weights[:done]:
                 total = {key: value * weight for key, value in frozen.items()} if total is None else \
                     {key: total[key] + value * weight for key, value in frozen.items()}
             self.gpa_state = {**total, **learned}
-        return start_epoch

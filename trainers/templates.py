@@ -2,7 +2,7 @@
 
 ``{}`` is replaced by the cleaned class name (underscores become spaces).
 """
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 
 # CoOp's per-dataset table (``CUSTOM_TEMPLATES`` in its zsclip.py), keyed by DATASET.NAME.
 CUSTOM_TEMPLATES = {

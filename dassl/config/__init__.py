@@ -1,4 +1,5 @@
 from .defaults import _C as cfg_default
+from .defaults import UntrustedConfigError  # noqa: F401
 
 
 def get_cfg_default():

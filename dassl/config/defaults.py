@@ -6,7 +6,10 @@ and mean the same. Trainer-specific keys are added by ``extend_cfg``
 """
 from yacs.config import CfgNode as CN
 
-from runs.errors import ConfigError
+
+class UntrustedConfigError(ValueError):
+    """A Python config file, which yacs reads by running it, refused without the user's
+    opt-in (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
 
 
 class ConfigNode(CN):
@@ -21,7 +24,7 @@ class ConfigNode(CN):
             from dassl.utils.torchtools import TRUST_CHECKPOINT_ENV, checkpoints_trusted
 
             if not checkpoints_trusted():
-                raise ConfigError(
+                raise UntrustedConfigError(
                     f"{filename} is a Python config, a program that reading it runs, refused without "
                     "the opt-in; write it as YAML, or, if you trust the file as you would a script, "
                     f"pass --trust-checkpoint to train.py or set {TRUST_CHECKPOINT_ENV}=1 "

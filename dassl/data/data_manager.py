@@ -9,11 +9,8 @@ from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 
-from dassl.utils.distributed import rank, world_size
-from runs.errors import ConfigError
-
 from .datasets import build_dataset
-from .samplers import EvaluationShardSampler, ShardedBatchSampler, build_sampler
+from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
 
@@ -27,42 +24,23 @@ def read_image(path):
 
 
 def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64,
-                      n_domain=0, n_ins=2, tfm=None, is_train=True, dataset_wrapper=None,
-                      shard=False):
-    """A data loader; with ``shard`` and several processes, of this rank's share of
-    each batch (training) or of the set (evaluation)."""
+                      n_domain=0, n_ins=2, tfm=None, is_train=True, dataset_wrapper=None):
     sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source,
                             batch_size=batch_size, n_domain=n_domain, n_ins=n_ins)
     if dataset_wrapper is None:
         dataset_wrapper = DatasetWrapper
     # A source smaller than one batch keeps its partial batch (upstream rule).
     drop_last = is_train and len(data_source) >= batch_size
-    batching = {"batch_size": batch_size, "sampler": sampler, "drop_last": drop_last}
-    if shard and world_size() > 1:
-        batching = sharded_batching(sampler, data_source, batch_size, drop_last, is_train)
     data_loader = torch.utils.data.DataLoader(
         dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+        batch_size=batch_size,
+        sampler=sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
+        drop_last=drop_last,
         pin_memory=(torch.cuda.is_available() and cfg.USE_CUDA),
-        **batching,
     )
     assert len(data_loader) > 0, "The data loader is empty"
     return data_loader
-
-
-def sharded_batching(sampler, data_source, batch_size, drop_last, is_train):
-    """DataLoader arguments for this rank's share: of every global batch in training (the
-    batches one process would draw), of the whole set in evaluation."""
-    if not is_train:
-        return {"batch_size": batch_size, "drop_last": False,
-                "sampler": EvaluationShardSampler(data_source, rank(), world_size())}
-    if min(batch_size, len(data_source)) < world_size():
-        raise ConfigError(
-            f"{world_size()} processes share each training batch, but a batch holds "
-            f"{min(batch_size, len(data_source))} images (DATALOADER.TRAIN_X.BATCH_SIZE, or "
-            f"the training set): use a batch of at least {world_size()}, or fewer processes")
-    return {"batch_sampler": ShardedBatchSampler(sampler, batch_size, drop_last, rank(),
-                                                 world_size())}
 
 
 class DataManager:
@@ -91,7 +69,6 @@ class DataManager:
             tfm=tfm_train,
             is_train=True,
             dataset_wrapper=dataset_wrapper,
-            shard=True,
         )
 
         train_loader_u = None
@@ -116,13 +93,13 @@ class DataManager:
             val_loader = build_data_loader(
                 cfg, sampler_type=cfg.DATALOADER.TEST.SAMPLER, data_source=dataset.val,
                 batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=tfm_test, is_train=False,
-                dataset_wrapper=dataset_wrapper, shard=True,
+                dataset_wrapper=dataset_wrapper,
             )
 
         test_loader = build_data_loader(
             cfg, sampler_type=cfg.DATALOADER.TEST.SAMPLER, data_source=dataset.test,
             batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, tfm=tfm_test, is_train=False,
-            dataset_wrapper=dataset_wrapper, shard=True,
+            dataset_wrapper=dataset_wrapper,
         )
 
         self._num_classes = dataset.num_classes

@@ -20,11 +20,12 @@ Beyond upstream (no signature changes):
   loss terms; nothing of that step is applied and no checkpoint is written
   after it, so the last epoch's checkpoint is the last good state;
 - evaluation shows a progress bar;
-- with several processes (``torchrun``, dassl/utils/distributed.py) rank 0 alone
-  writes checkpoints and tensorboard; the ranks agree on their random state at
-  each epoch's start and on stopping after a signal, an interrupted checkpoint
-  holds every rank's random state, and evaluation runs on each rank's share of
-  the set, gathered before the metrics.
+- a trainer whose ``processes`` is a process group (the project's trainers set it
+  for ``torchrun``) has rank 0 alone write checkpoints and tensorboard; the ranks
+  agree on their random state at each epoch's start and on stopping after a
+  signal, an interrupted checkpoint holds every rank's random state, and
+  evaluation gathers each rank's share of the set before the metrics. By default
+  there is one process (``OneProcess``) and none of this does anything.
 """
 import datetime
 import os
@@ -56,23 +57,49 @@ from dassl.utils import (
     tolist_if_not,
     write_run_manifest,
 )
-from dassl.utils.distributed import (
-    all_gather_object,
-    any_process,
-    barrier,
-    gather_rows,
-    is_main_process,
-    rank,
-    sync_random_state,
-    world_size,
-)
-from runs.errors import CheckpointError
+from dassl.utils.torchtools import CheckpointFileError
 
 INTERRUPTED_CHECKPOINT = "model.pth.tar-interrupted"
 
 
+class OneProcess:
+    """The collectives the loop uses, for a single process: identities and no-ops. A
+    trainer run by several processes sets ``processes`` to an object (or module) with
+    the same functions over its process group."""
+
+    @staticmethod
+    def world_size():
+        return 1
+
+    @staticmethod
+    def rank():
+        return 0
+
+    @staticmethod
+    def barrier():
+        pass
+
+    @staticmethod
+    def broadcast_object(obj):
+        return obj
+
+    @staticmethod
+    def all_gather_object(obj):
+        return [obj]
+
+    @staticmethod
+    def any_process(flag):
+        return bool(flag)
+
+    @staticmethod
+    def gather_rows(tensor):
+        return tensor
+
+
 class TrainerBase:
     """Registered models, their optimizers and schedulers, and the epoch loop."""
+
+    processes = OneProcess
 
     def __init__(self):
         self._models = OrderedDict()
@@ -104,26 +131,42 @@ class TrainerBase:
         return names_real
 
     # ------------------------------------------------------------------ checkpoints
-    def resume_state(self):
-        """Extra state stored in every checkpoint so that a run resumes exactly."""
+    def extra_state(self):
+        """Extra state written into every checkpoint so that a run resumes exactly;
+        ``restore_extra_state`` reads it back. A trainer with state of its own extends both."""
         return {"rng_state": get_rng_state(), "best_result": getattr(self, "best_result", None)}
+
+    def restore_extra_state(self, checkpoint):
+        """Resume from the latest checkpoint (loaded): its random state of the moment it
+        was written, so that the resumed epochs draw what the uninterrupted run drew
+        (sampler order, augmentations, dropout), and the best validation result."""
+        if "batch" in checkpoint:  # interrupted mid-epoch (save_interrupted)
+            set_rng_state(checkpoint["epoch_rng_state"])
+            self._resume_position = (checkpoint["batch"], self._own_rng_state(checkpoint))
+            print(f"Resuming epoch {checkpoint['epoch'] + 1} after its batch {checkpoint['batch']} "
+                  "(the batches done are drawn again and skipped)")
+        elif "rng_state" in checkpoint:
+            set_rng_state(checkpoint["rng_state"])
+            print("Restored the random state of the checkpoint")
+        if checkpoint.get("best_result") is not None:
+            self.best_result = checkpoint["best_result"]
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
         self._save_models(epoch + 1, directory, is_best, val_result, model_name,
-                          self.resume_state())
+                          self.extra_state())
 
     def save_interrupted(self, directory):
         """A checkpoint after the current batch, from which the epoch resumes exactly."""
-        extra = {**self.resume_state(), "batch": self.batch_idx + 1,
+        extra = {**self.extra_state(), "batch": self.batch_idx + 1,
                  "epoch_rng_state": self._epoch_rng_state}
-        if world_size() > 1:  # each rank drew its own augmentations since the epoch began
-            extra["rank_rng_states"] = all_gather_object(extra["rng_state"])
+        if self.processes.world_size() > 1:  # each rank drew its own augmentations
+            extra["rank_rng_states"] = self.processes.all_gather_object(extra["rng_state"])
         # "epoch" is the epoch in progress: resuming starts there.
         self._save_models(self.epoch, directory, False, None, INTERRUPTED_CHECKPOINT, extra)
-        barrier()  # no rank exits (and has torchrun stop the others) before rank 0 has written
+        self.processes.barrier()  # no rank exits (and has torchrun stop the others) first
 
     def _save_models(self, epoch_field, directory, is_best, val_result, model_name, extra):
-        if not is_main_process():
+        if self.processes.rank() != 0:
             return
         for name in self.get_model_names():
             model_dict = self._models[name].state_dict()
@@ -166,31 +209,18 @@ class TrainerBase:
             start_epoch = resume_from_checkpoint(
                 path, self._models[name], self._optims[name], self._scheds[name]
             )
-        # Our checkpoints also carry the random state of the moment they were
-        # written; restoring it makes the resumed epochs draw what the
-        # uninterrupted run drew (sampler order, augmentations, dropout).
-        checkpoint = load_checkpoint(latest_checkpoint(osp.join(directory, names[0])))
-        if "batch" in checkpoint:  # interrupted mid-epoch (save_interrupted)
-            set_rng_state(checkpoint["epoch_rng_state"])
-            self._resume_position = (checkpoint["batch"], self._own_rng_state(checkpoint))
-            print(f"Resuming epoch {start_epoch + 1} after its batch {checkpoint['batch']} "
-                  "(the batches done are drawn again and skipped)")
-        elif "rng_state" in checkpoint:
-            set_rng_state(checkpoint["rng_state"])
-            print("Restored the random state of the checkpoint")
-        if checkpoint.get("best_result") is not None:
-            self.best_result = checkpoint["best_result"]
+        self.restore_extra_state(load_checkpoint(latest_checkpoint(osp.join(directory, names[0]))))
         return start_epoch
 
-    @staticmethod
-    def _own_rng_state(checkpoint):
+    def _own_rng_state(self, checkpoint):
         """This rank's random state in an interrupted checkpoint."""
         states = checkpoint.get("rank_rng_states", [checkpoint["rng_state"]])
-        if len(states) != world_size():
-            raise CheckpointError(
+        if len(states) != self.processes.world_size():
+            raise CheckpointFileError(
                 f"the run was interrupted with {len(states)} process(es) and resumes with "
-                f"{world_size()}: resume a mid-epoch interruption with as many processes")
-        return states[rank()]
+                f"{self.processes.world_size()}: resume a mid-epoch interruption with as many "
+                "processes")
+        return states[self.processes.rank()]
 
     def load_model(self, directory, epoch=None):
         if not directory:
@@ -295,7 +325,7 @@ class TrainerBase:
 
     def _interrupted(self):
         """Whether a signal arrived (on any rank: all ranks stop at the same batch)."""
-        if world_size() > 1 and any_process(self._interrupt_signal is not None):
+        if self.processes.any_process(self._interrupt_signal is not None):
             self._interrupt_signal = self._interrupt_signal or signal.SIGTERM
         return self._interrupt_signal is not None
 
@@ -412,7 +442,7 @@ class SimpleTrainer(TrainerBase):
             directory = self.cfg.RESUME
         self.start_epoch = self.resume_model_if_exist(directory)
 
-        if is_main_process():
+        if self.processes.rank() == 0:
             writer_dir = osp.join(self.output_dir, "tensorboard")
             mkdir_if_missing(writer_dir)
             self.init_writer(writer_dir)
@@ -421,7 +451,7 @@ class SimpleTrainer(TrainerBase):
 
     def after_train(self):
         print("Finish training")
-        barrier()  # the checkpoints rank 0 wrote are there for every rank
+        self.processes.barrier()  # the checkpoints rank 0 wrote are there for every rank
 
         do_test = not self.cfg.TEST.NO_TEST
         if do_test:
@@ -455,7 +485,7 @@ class SimpleTrainer(TrainerBase):
         # previous epoch's file where upstream would not have written it.
         self.check_finite_weights()
         self.save_model(self.epoch, self.output_dir)
-        if not is_main_process():
+        if self.processes.rank() != 0:
             return
         for name in self.get_model_names():  # superseded by the epoch's checkpoint
             path = osp.join(self.output_dir, name, INTERRUPTED_CHECKPOINT)
@@ -506,18 +536,18 @@ class SimpleTrainer(TrainerBase):
 
         outputs, labels = [], []
         for batch_idx, batch in enumerate(tqdm(data_loader, desc=f"eval {split}", unit="batch",
-                                               disable=not is_main_process())):
+                                               disable=self.processes.rank() != 0)):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
-            if world_size() == 1:
+            if self.processes.world_size() == 1:
                 self.evaluator.process(output, label)
             else:
                 outputs.append(output)
                 labels.append(label)
-        if world_size() > 1:  # every rank's share, in order; the padding at the end dropped
+        if self.processes.world_size() > 1:  # every rank's share in order, less the padding
             count = len(data_loader.dataset)
-            self.evaluator.process(gather_rows(torch.cat(outputs))[:count],
-                                   gather_rows(torch.cat(labels))[:count])
+            self.evaluator.process(self.processes.gather_rows(torch.cat(outputs))[:count],
+                                   self.processes.gather_rows(torch.cat(labels))[:count])
 
         results = self.evaluator.evaluate()
 
@@ -554,7 +584,8 @@ class TrainerX(SimpleTrainer):
         # state at its start: kept for a mid-epoch checkpoint, restored on resume.
         skip, state_after_skipped = self._resume_position or (0, None)
         self._resume_position = None
-        sync_random_state()  # several processes: one order of the data for all
+        if self.processes.world_size() > 1:  # rank 0's state: one order of the data for all
+            set_rng_state(self.processes.broadcast_object(get_rng_state()))
         self._epoch_rng_state = get_rng_state()
 
         end = time.time()

@@ -22,8 +22,6 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from runs.errors import CheckpointError, ConfigError, UntrustedCheckpointError
-
 from .tools import atomic_write, mkdir_if_missing
 
 __all__ = [
@@ -39,12 +37,31 @@ __all__ = [
     "TRUST_CHECKPOINT_ENV",
     "checkpoints_trusted",
     "trust_checkpoints",
+    "CheckpointFileError",
+    "UntrustedCheckpointError",
+    "TrustSettingError",
     "PickledObject",
     "state_dict_of",
     "RUN_MANIFEST",
     "write_run_manifest",
     "run_checkpoint",
 ]
+
+
+class CheckpointFileError(RuntimeError):
+    """A checkpoint file that cannot be used: corrupt, not a checkpoint, or written by
+    another number of processes (upstream lets torch's RuntimeError through)."""
+
+
+class UntrustedCheckpointError(CheckpointFileError):
+    """A checkpoint that could run code when loaded, refused without the user's opt-in
+    (``--trust-checkpoint`` / ``DASSL_TRUST_CHECKPOINT=1``, docs/SECURITY.md)."""
+
+
+class TrustSettingError(CheckpointFileError):
+    """``DASSL_TRUST_CHECKPOINT`` holds neither yes nor no: no checkpoint is loaded (nor
+    Python config run) until it says which."""
+
 
 # Set to 1 to let load_checkpoint fully unpickle files (train.py --trust-checkpoint sets it).
 TRUST_CHECKPOINT_ENV = "DASSL_TRUST_CHECKPOINT"
@@ -90,7 +107,7 @@ def checkpoints_trusted():
     value = raw.strip().lower()
     if value in _YES or value in _NO:
         return value in _YES
-    raise ConfigError(f"{TRUST_CHECKPOINT_ENV}={raw!r} is neither yes (1, true, yes) nor no (0, false, "
+    raise TrustSettingError(f"{TRUST_CHECKPOINT_ENV}={raw!r} is neither yes (1, true, yes) nor no (0, false, "
                       "no, or unset); set one of those (docs/SECURITY.md)")
 
 
@@ -197,12 +214,12 @@ def load_checkpoint(fpath):
             raise UntrustedCheckpointError(
                 f'refused to load "{fpath}": it is a TorchScript archive, which is a program, '
                 "not a checkpoint; checkpoints are torch.save files of tensors") from None
-    except (CheckpointError, ConfigError):
+    except CheckpointFileError:
         raise
     except Exception as e:
         detail = (str(e).splitlines() or ["the file ends early"])[0][:200]
         empty = "it is empty; " if osp.getsize(fpath) == 0 else ""
-        raise CheckpointError(
+        raise CheckpointFileError(
             f'Unable to load checkpoint from "{fpath}": {empty}the file is corrupt or not a '
             f"PyTorch checkpoint ({type(e).__name__}: {detail}); copy it again from where it "
             "came from, or delete it (and train again)") from None
@@ -219,11 +236,11 @@ def latest_checkpoint(fdir):
 
 
 def state_dict_of(checkpoint, fpath):
-    """The model weights of a checkpoint that ``save_checkpoint`` wrote; a CheckpointError
+    """The model weights of a checkpoint that ``save_checkpoint`` wrote; a CheckpointFileError
     naming the file for anything else."""
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         held = sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CheckpointError(
+        raise CheckpointFileError(
             f'"{fpath}" is not a training checkpoint: it has no "state_dict" (it holds {held}); '
             "use a model.pth.tar-N or model-best.pth.tar file that train.py saved (plain weights go "
             "to MODEL.INIT_WEIGHTS)")
@@ -249,7 +266,7 @@ def run_checkpoint(directory, names):
     and the disagreement is "". When the pointers disagree (a run stopped between saving two
     models), the manifest's file if every model holds it, or else the latest epoch file every
     model holds, and the disagreement says what each pointer named. (None, "") when a model
-    has no pointer; CheckpointError when the models share no checkpoint."""
+    has no pointer; CheckpointFileError when the models share no checkpoint."""
     pointers = {name: latest_checkpoint(osp.join(directory, name)) for name in names}
     if not names or any(p is None for p in pointers.values()):
         return None, ""
@@ -271,7 +288,7 @@ def run_checkpoint(directory, names):
     epochs = sorted(int(m.group(1)) for m in map(_EPOCH_FILE.match, os.listdir(osp.join(directory, names[0])))
                     if m and held(m.group(0)))
     if not epochs:
-        raise CheckpointError(
+        raise CheckpointFileError(
             f"the models of {directory} share no checkpoint ({disagreement}): the run cannot resume "
             "as one; delete the folder to train again, or choose another --output-dir")
     return f"model.pth.tar-{epochs[-1]}", disagreement
@@ -292,7 +309,7 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
         try:
             target.load_state_dict(checkpoint[part])
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
-            raise CheckpointError(
+            raise CheckpointFileError(
                 f'"{fpath}": its {part} state does not fit this run ({type(e).__name__}: {e}); it was '
                 f"saved with another OPTIM setting or is damaged: resume with the config that wrote "
                 "it, or train in a new --output-dir") from None

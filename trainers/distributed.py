@@ -3,6 +3,13 @@
 Without torchrun (a plain ``python train.py``) there is one process and every function
 here is the identity or a no-op, so single-process runs are untouched.
 
+This is the project's extension, not Dassl's: the trainers use it (and so run under
+torchrun on upstream Dassl too). The engine's loop asks its trainer's ``processes``
+for the few collectives it needs (rank 0 alone writes, the ranks agree on the random
+state and on stopping, evaluation is gathered); ``PromptTuningTrainer`` sets
+``processes`` to this module and cuts the data loaders into this rank's share
+(``shard_loaders``).
+
 With N processes (docs/PERFORMANCE.md, "Several GPUs"): each rank encodes its share
 of every global batch of images and its share of the classes; both are gathered, so
 that every rank computes the method's loss on the global batch, exactly as one process
@@ -12,11 +19,15 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from datasets.errors import ConfigError
 
 __all__ = [
     "init_distributed", "world_size", "rank", "is_main_process", "barrier", "split_sizes",
     "class_shard", "gather_rows", "all_gather_classes", "average_gradients", "broadcast_object",
-    "all_gather_object", "any_process", "sync_random_state",
+    "all_gather_object", "any_process", "ShardedBatchSampler", "EvaluationShardSampler",
+    "shard_loaders",
 ]
 
 
@@ -157,12 +168,84 @@ def any_process(flag):
     return bool(value.item())
 
 
-def sync_random_state():
-    """Give every rank rank 0's random states. Ranks draw different augmentations for
-    their images; at an epoch's start they agree again, so that the sampler draws one
-    order of the data for all of them (the order one process would draw)."""
+
+
+class ShardedBatchSampler(Sampler):
+    """This rank's share of each global batch of ``sampler``'s indices: the batches of one
+    process with ``batch_size`` (same order, same last-batch rule), cut into contiguous
+    shares in rank order; every rank draws the same order (their random states agree
+    at each epoch's start)."""
+
+    def __init__(self, sampler, batch_size, drop_last, rank, world_size):
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.rank, self.world_size = rank, world_size
+
+    def share(self, batch):
+        sizes = split_sizes(len(batch), self.world_size)
+        start = sum(sizes[:self.rank])
+        return batch[start:start + sizes[self.rank]]
+
+    def __iter__(self):
+        batch = []
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield self.share(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield self.share(batch)
+
+    def __len__(self):
+        if self.drop_last:
+            return len(self.sampler) // self.batch_size
+        return -(-len(self.sampler) // self.batch_size)
+
+
+class EvaluationShardSampler(Sampler):
+    """Rank r's contiguous ``ceil(n / N)`` items of an evaluation set, padded with the
+    last item, so that every rank runs as many batches; the shares gathered in rank
+    order start with the whole set in its order (the engine's ``test`` drops the rest)."""
+
+    def __init__(self, data_source, rank, world_size):
+        self.count = len(data_source)
+        self.per_rank = -(-self.count // world_size)
+        self.start = rank * self.per_rank
+
+    def __iter__(self):
+        stop = min(self.start + self.per_rank, self.count)
+        indices = list(range(self.start, stop))
+        return iter(indices + [self.count - 1] * (self.per_rank - len(indices)))
+
+    def __len__(self):
+        return self.per_rank
+
+
+def shard_loaders(trainer):
+    """Replace the loaders that ``DataManager`` built for one process by this rank's
+    share: of every global batch in training (the batches one process would draw), of
+    the whole set in evaluation. Same datasets, transforms, workers."""
     if world_size() == 1:
         return
-    from .torchtools import get_rng_state, set_rng_state
+    for name in ("train_loader_x", "val_loader", "test_loader"):
+        loader = getattr(trainer, name)
+        if loader is not None:
+            loader = _shard(loader, is_train=name == "train_loader_x")
+            setattr(trainer, name, loader)
+            setattr(trainer.dm, name, loader)
 
-    set_rng_state(broadcast_object(get_rng_state()))
+
+def _shard(loader, is_train):
+    if not is_train:
+        batching = {"batch_size": loader.batch_size,
+                    "sampler": EvaluationShardSampler(loader.dataset, rank(), world_size())}
+    else:
+        images = min(loader.batch_size, len(loader.dataset))
+        if images < world_size():
+            raise ConfigError(
+                f"{world_size()} processes share each training batch, but a batch holds "
+                f"{images} images (DATALOADER.TRAIN_X.BATCH_SIZE, or the training set): use a "
+                f"batch of at least {world_size()}, or fewer processes")
+        batching = {"batch_sampler": ShardedBatchSampler(
+            loader.sampler, loader.batch_size, loader.drop_last, rank(), world_size())}
+    return DataLoader(loader.dataset, num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, **batching)
