@@ -55,7 +55,8 @@ def test_without_mi_and_mixup_loss_and_gradients_equal_coops(tiny_clip, fake_cal
                                rtol=0, atol=1e-6)
 
 
-def independent_objective(trainer, reference, image, label, w_mix, w_mi, temperature):
+def independent_objective(trainer, reference, image, label, w_mix, w_mi, temperature,
+                          views="probabilities", mix_views=True):
     """E2MIM's objective recomputed from the batch: OpenAI's CLIP for the image features
     and the written hand-crafted prompts, the Mixup plan and derangement of the step's
     generators, and each formula written out. Returns (loss, loss_mix, mi)."""
@@ -77,16 +78,27 @@ def independent_objective(trainer, reference, image, label, w_mix, w_mi, tempera
     logits, mixed_logits = scale * features @ text.t(), scale * mixed @ text.t()
     loss_mix = -(targets * mixed_logits.log_softmax(-1)).sum(-1).mean()
 
-    samples = torch.cat([features, mixed])
-    p_soft = (torch.cat([logits, mixed_logits]) / temperature).softmax(-1)
-    p_hand = (scale * samples @ hand_crafted.t() / temperature).softmax(-1)
-    n, critic = samples.shape[0], trainer.critic.critic
+    if views == "text_features":  # each class's two text features, at CLIP's scale
+        soft, hand = text, hand_crafted
+        if mix_views:  # each mixed sample: its two classes' features mixed with its weight
+            first, partner = label[plan.first], label[plan.partner]
+            mixed_soft = lam * text[first] + (1 - lam) * text[partner]
+            mixed_hand = lam * hand_crafted[first] + (1 - lam) * hand_crafted[partner]
+            soft = torch.cat([soft, mixed_soft / mixed_soft.norm(dim=-1, keepdim=True)])
+            hand = torch.cat([hand, mixed_hand / mixed_hand.norm(dim=-1, keepdim=True)])
+        view_a, view_b = scale * soft, hand
+    else:  # each sample's class probabilities under either view
+        samples = torch.cat([features, mixed]) if mix_views else features
+        sample_logits = torch.cat([logits, mixed_logits]) if mix_views else logits
+        view_a = (sample_logits / temperature).softmax(-1)
+        view_b = (scale * samples @ hand_crafted.t() / temperature).softmax(-1)
+    n, critic = view_a.shape[0], trainer.critic.critic
     if trainer.critic.estimator == "infonce":
-        scores = critic(p_soft.unsqueeze(1).expand(-1, n, -1), p_hand.unsqueeze(0).expand(n, -1, -1))
+        scores = critic(view_a.unsqueeze(1).expand(-1, n, -1), view_b.unsqueeze(0).expand(n, -1, -1))
         mi = (scores.diagonal() - scores.logsumexp(1)).mean() + math.log(n)
     else:
         perm = random_derangement(n, np.random.default_rng([seed, DERANGEMENT, 0, 0]))
-        joint, marginal = critic(p_soft, p_hand), critic(p_soft, p_hand[perm])
+        joint, marginal = critic(view_a, view_b), critic(view_a, view_b[perm])
         if trainer.critic.estimator == "jsd":
             mi = -F.softplus(-joint).mean() - F.softplus(marginal).mean()
         else:  # dv: at the first step MINE's moving average is this batch's mean, so the
@@ -96,17 +108,11 @@ def independent_objective(trainer, reference, image, label, w_mix, w_mi, tempera
     return loss, loss_mix, mi
 
 
-@pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])
-def test_loss_terms_and_gradient_split_equal_an_independent_computation(
-        tiny_clip, fake_caltech, estimator):
-    """The prompt's gradient is that of CE + W_MIX softCE - W_MI Î; the critic's is that
-    of -Î alone (not scaled by W_MI)."""
-    w_mix, w_mi, temperature = 0.3, 2.5, 2.0
-    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.W_MIX", str(w_mix),
-                    "TRAINER.E2MIM.W_MI", str(w_mi), "TRAINER.E2MIM.ESTIMATOR", estimator,
-                    "TRAINER.E2MIM.TEMPERATURE", str(temperature))
-    _, reference = tiny_models(tiny_clip["tiny-ViT"])
-    image, label = trainer.parse_batch_train(first_batch(trainer))
+def check_one_step(trainer, image, label, w_mix, w_mi, temperature, views, mix_views):
+    """One training step's terms and gradient split against the independent computation:
+    the prompt's gradient is that of CE + W_MIX softCE - W_MI Î; the critic's is that of
+    -Î alone (not scaled by W_MI)."""
+    _, reference = tiny_models(trainer.cfg.MODEL.BACKBONE.NAME)
     trainer.set_model_mode("train")
     trainer.epoch, trainer.batch_idx = 0, 0
     trainer.model_zero_grad()
@@ -114,7 +120,7 @@ def test_loss_terms_and_gradient_split_equal_an_independent_computation(
     trainer.backward(terms)
 
     loss, loss_mix, mi = independent_objective(trainer, reference, image, label, w_mix, w_mi,
-                                               temperature)
+                                               temperature, views, mix_views)
     for name, value in (("loss", loss), ("loss_mix", loss_mix), ("mi", mi)):
         torch.testing.assert_close(terms[name], value, rtol=0, atol=2e-5, msg=name)
     ctx = trainer.model.prompt_learner.ctx
@@ -123,6 +129,64 @@ def test_loss_terms_and_gradient_split_equal_an_independent_computation(
                                rtol=1e-4, atol=1e-6)
     for ours, expected in zip(critic_params, torch.autograd.grad(-mi, critic_params)):
         torch.testing.assert_close(ours.grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def moved_prompt_step(tiny_clip, fake_caltech, *opts):
+    """An E2MIM trainer whose prompt is moved off its hand-crafted start (so that the two
+    views differ), and its first batch."""
+    trainer = e2mim(tiny_clip, fake_caltech, *opts)
+    ctx = trainer.model.prompt_learner.ctx
+    with torch.no_grad():
+        ctx.add_(0.1 * torch.randn(ctx.shape, generator=torch.Generator().manual_seed(0)))
+    image, label = trainer.parse_batch_train(first_batch(trainer))
+    return trainer, image, label
+
+
+@pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])
+@pytest.mark.parametrize("mix_views", [True, False])
+def test_probability_views_loss_terms_and_gradient_split_equal_an_independent_computation(
+        tiny_clip, fake_caltech, estimator, mix_views):
+    """Each sample's class probabilities under either prompt (and, with MIX_VIEWS, each
+    mixed sample's) as the dual views."""
+    w_mix, w_mi, temperature = 0.3, 2.5, 2.0
+    trainer, image, label = moved_prompt_step(
+        tiny_clip, fake_caltech, "TRAINER.E2MIM.VIEWS", "probabilities", "TRAINER.E2MIM.CRITIC",
+        "mlp", "TRAINER.E2MIM.W_MIX", str(w_mix), "TRAINER.E2MIM.W_MI", str(w_mi),
+        "TRAINER.E2MIM.ESTIMATOR", estimator, "TRAINER.E2MIM.TEMPERATURE", str(temperature),
+        "TRAINER.E2MIM.MIX_VIEWS", str(mix_views))
+    check_one_step(trainer, image, label, w_mix, w_mi, temperature, "probabilities", mix_views)
+
+
+@pytest.mark.parametrize("estimator, critic", [("infonce", "bilinear"), ("jsd", "bilinear"),
+                                               ("infonce", "mlp")])
+@pytest.mark.parametrize("mix_views", [True, False])
+def test_text_feature_views_loss_terms_and_gradient_split_equal_an_independent_computation(
+        tiny_clip, fake_caltech, estimator, critic, mix_views):
+    """The classes' soft and hand-crafted text features (and, with MIX_VIEWS, each mixed
+    sample's two classes' features mixed with its weight) as the dual views, at CLIP's
+    logit scale."""
+    w_mix, w_mi = 0.3, 2.5
+    trainer, image, label = moved_prompt_step(
+        tiny_clip, fake_caltech, "TRAINER.E2MIM.VIEWS", "text_features", "TRAINER.E2MIM.CRITIC",
+        critic, "TRAINER.E2MIM.W_MIX", str(w_mix), "TRAINER.E2MIM.W_MI", str(w_mi),
+        "TRAINER.E2MIM.ESTIMATOR", estimator, "TRAINER.E2MIM.MIX_VIEWS", str(mix_views))
+    if critic == "bilinear":  # it starts as the identity: T = s t_s . t_h
+        weight = trainer.critic.critic.weight
+        assert torch.equal(weight, torch.eye(weight.shape[0]))
+    check_one_step(trainer, image, label, w_mix, w_mi, 1.0, "text_features", mix_views)
+
+
+def test_mix_views_off_without_mixup_loss_plans_no_mixed_sample(tiny_clip, fake_caltech):
+    """W_MIX 0 and MIX_VIEWS False: the MI sees the batch alone; no Mixup is planned."""
+    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.VIEWS", "probabilities",
+                    "TRAINER.E2MIM.W_MIX", "0.0", "TRAINER.E2MIM.MIX_VIEWS", "False")
+    planned = []
+    plan = trainer.mixup.plan
+    trainer.mixup.plan = lambda *args: planned.append(1) or plan(*args)
+    image, label = trainer.parse_batch_train(first_batch(trainer))
+    trainer.epoch, trainer.batch_idx = 0, 0
+    terms = trainer.compute_loss(image, label)
+    assert not planned and "loss_mix" not in terms and "mi" in terms
 
 
 @pytest.mark.parametrize("level, passes", [("feature", 1), ("image", 2)])

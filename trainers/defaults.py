@@ -125,6 +125,9 @@ def extend_cfg(cfg):
     # What the two text views are for the MI: each image's class probabilities under
     # either view ("probabilities"), or the classes' text features ("text_features").
     choice(cfg, "TRAINER.E2MIM.VIEWS", "probabilities", E2MIM_VIEWS)
+    # Whether the mixed samples enter the MI as dual views too: their class probabilities,
+    # or (text_features) their two classes' text features mixed with their weight.
+    cfg.TRAINER.E2MIM.MIX_VIEWS = True
     choice(cfg, "TRAINER.E2MIM.ESTIMATOR", "jsd", ESTIMATORS)
     choice(cfg, "TRAINER.E2MIM.CRITIC", "mlp", CRITICS)
     cfg.TRAINER.E2MIM.CRITIC_HIDDEN = 512
