@@ -389,3 +389,34 @@ def test_the_critic_ends_clearly_above_the_independence_floor_and_above_a_frozen
     frozen = np.mean(mi_estimates(tiny_clip, fake_caltech, 1e-12)[-3:])
     assert trained > INDEPENDENCE_FLOOR["infonce"] + 0.5, trained
     assert trained > frozen + 0.1, (trained, frozen)
+
+
+# ---------------------------------------------------------------- the configs
+ABLATIONS = {"no_mi": {"W_MI": 0.0}, "no_mixup": {"MIXUP_PROB": 0.0},
+             "no_mi_no_mixup": {"W_MI": 0.0, "MIXUP_PROB": 0.0}}
+
+
+def test_every_e2mim_config_runs_the_chosen_method_and_each_ablation_switches_one_part_off():
+    """Each configs/trainers/E2MIM/*.yaml trains the method of trainers/defaults.py (its own
+    context and precision aside); an ablation config changes only its switches."""
+    import glob
+    import os.path as osp
+
+    import train
+    from tests.helpers import REPO
+
+    def e2mim_node(config_file=None):
+        argv = ["--trainer", "E2MIM"] + (["--config-file", config_file] if config_file else [])
+        return dict(train.setup_cfg(train.build_parser().parse_args(argv)).TRAINER.E2MIM)
+
+    defaults = e2mim_node()
+    configs = sorted(glob.glob(osp.join(REPO, "configs", "trainers", "E2MIM", "*.yaml")))
+    assert len(configs) >= 11
+    for path in configs:
+        name = osp.splitext(osp.basename(path))[0]
+        ablation = next((ABLATIONS[suffix] for suffix in sorted(ABLATIONS, key=len, reverse=True)
+                         if name.endswith("_" + suffix)), {})
+        node = e2mim_node(path)
+        changed = {key for key in node if node[key] != defaults[key]}
+        assert changed <= {"N_CTX", "CTX_INIT", "PREC", *ablation}, (name, changed)
+        assert all(node[key] == value for key, value in ablation.items()), name
