@@ -10,7 +10,8 @@ mixed samples with soft targets:
 ``VIEWS`` says what the two views are for the MI: each sample's class probabilities
 under either prompt (``probabilities``: original and mixed samples), or the classes'
 text features (``text_features``: class c's soft and hand-crafted features are a
-joint pair). The specification is the project's docs/E2MIM.md; every open choice is
+joint pair); ``MIX_VIEWS`` adds the mixed samples (or their mixed classes) as
+further dual views. The specification is the project's docs/E2MIM.md; every open choice is
 a ``TRAINER.E2MIM`` key. The critic is its own registered model (its own optimiser at
 a constant rate; checkpointed and resumed) and is not used, nor loaded, for inference.
 """
@@ -29,7 +30,7 @@ from .clip_prompting import (
     normalize,
 )
 from .distributed import world_size
-from .mixup import ClassWiseMixup, mix, soft_cross_entropy, soft_targets
+from .mixup import ClassWiseMixup, MixPlan, mix, soft_cross_entropy, soft_targets
 from .mutual_information import MutualInformationEstimator, random_derangement
 from .prompt_trainer import PromptTuningTrainer
 from .random_streams import CRITIC_INIT, DERANGEMENT, MIXUP, stream_generator, stream_seed
@@ -125,29 +126,33 @@ class E2MIM(PromptTuningTrainer):
 
     def compute_loss(self, images, label):
         """CE on the batch, the Mixup term on its class-wise mixed samples, and the MI
-        estimate between the two text views' class probabilities of all its samples."""
+        estimate between the two text views (of the batch's samples, or of the classes;
+        with ``MIX_VIEWS``, of the mixed samples or mixed classes too)."""
         options, model = self.method_cfg, self.model
         image_features = self.encoded(images)["features"]
         text_features = model.text_features()  # the soft view's class text features
         logits = model.logits(image_features, text_features)
         terms = {"loss": F.cross_entropy(logits, label), "logits": logits}
 
-        # The samples whose views the MI compares: the batch, then its mixed samples.
-        sample_features, sample_logits = image_features, logits
+        mix_views = options.W_MI > 0 and options.MIX_VIEWS
         plan = None
-        if options.W_MIX > 0 or options.W_MI > 0:
+        if options.W_MIX > 0 or mix_views:
             plan = self.mixup.plan(label, self.step_rng(MIXUP))
-        if plan is not None:
+        # The samples whose probabilities the MI compares: the batch, then its mixed samples.
+        sample_features, sample_logits = image_features, logits
+        if plan is not None and (options.W_MIX > 0 or options.VIEWS == "probabilities"):
             mixed_features = self.mixed_image_features(images, image_features, plan)
             mixed_logits = model.logits(mixed_features, text_features)
             if options.W_MIX > 0:
                 terms["loss_mix"] = mixup_loss(mixed_logits, label, plan, self.num_classes)
                 terms["loss"] = terms["loss"] + options.W_MIX * terms["loss_mix"]
-            sample_features = torch.cat([image_features, mixed_features])
-            sample_logits = torch.cat([logits, mixed_logits])
+            if mix_views:
+                sample_features = torch.cat([image_features, mixed_features])
+                sample_logits = torch.cat([logits, mixed_logits])
 
         if options.W_MI > 0 and options.VIEWS == "text_features":
-            terms["mi"] = self.class_mi_estimate(text_features)
+            terms["mi"] = self.class_mi_estimate(text_features, label,
+                                                 plan if mix_views else None)
         elif options.W_MI > 0 and sample_features.shape[0] >= 2:  # one sample: no marginal pair
             terms["mi"] = self.mi_estimate(sample_features, sample_logits)
         if "mi" in terms:
@@ -176,13 +181,20 @@ class E2MIM(PromptTuningTrainer):
         perm = random_derangement(sample_features.shape[0], self.step_rng(DERANGEMENT))
         return self.critic(p_soft, p_hand, perm)
 
-    def class_mi_estimate(self, text_features):
+    def class_mi_estimate(self, text_features, label, plan=None):
         """Î(t_s; t_h) over the classes: the soft and the hand-crafted text features of
-        each class are a joint pair, at CLIP's logit scale (T = s t_s^T W t_h)."""
+        each class are a joint pair, at CLIP's logit scale (T = s t_s^T W t_h). With a
+        Mixup ``plan``, each mixed sample adds a joint pair: both views' features of its
+        two classes mixed with its weight, normalize(λ t(c1) + (1 - λ) t(c2))."""
+        soft_view = text_features.float()
+        hand_view = self.model.hand_crafted_text_features.float()
+        if plan is not None:
+            classes = MixPlan(label[plan.first], label[plan.partner], plan.lam)
+            soft_view = torch.cat([soft_view, normalize(mix(soft_view, classes))])
+            hand_view = torch.cat([hand_view, normalize(mix(hand_view, classes))])
         scale = self.model.logit_scale.exp().detach()
-        perm = random_derangement(text_features.shape[0], self.step_rng(DERANGEMENT))
-        return self.critic(scale * text_features.float(),
-                           self.model.hand_crafted_text_features.float(), perm)
+        perm = random_derangement(soft_view.shape[0], self.step_rng(DERANGEMENT))
+        return self.critic(scale * soft_view, hand_view, perm)
 
     def backward(self, terms):
         # The critic maximises Î itself: its gradient is that of -Î alone (not scaled
