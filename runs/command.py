@@ -9,8 +9,7 @@ import argparse
 import difflib
 import os.path as osp
 
-from dassl.config import get_cfg_default
-from trainers.defaults import extend_cfg
+from trainers.defaults import default_cfg
 
 
 class UsageError(Exception):
@@ -72,8 +71,7 @@ def _explain_key_error(cfg, error):
 
 
 def setup_cfg(args):
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     if args.dataset_config_file:
         _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
     if args.config_file:
