@@ -154,12 +154,9 @@ _tokenizer = SimpleTokenizer()
 
 
 def load_clip_to_cpu(cfg):
+    # Upstream first tries the file as a TorchScript archive; the test's is a state dict.
     path = clip._download(clip._MODELS[cfg.MODEL.BACKBONE.NAME])
-    try:
-        model, state_dict = torch.jit.load(path, map_location="cpu").eval(), None
-    except RuntimeError:
-        state_dict = torch.load(path, map_location="cpu")
-    return clip.build_model(state_dict or model.state_dict())
+    return clip.build_model(torch.load(path, map_location="cpu", weights_only=True))
 
 
 class TextEncoder(nn.Module):
