@@ -8,8 +8,9 @@ The command line is CoOp's:
         --output-dir output/caltech101/CoOp/rn50/seed1 \
         DATASET.NUM_SHOTS 16
 
-Config = Dassl defaults + ``extend_cfg``, then the dataset file, the method
-file, the flags, then the trailing ``KEY VALUE`` overrides.
+Config = ``default_cfg()`` (Dassl's defaults and this project's keys), then the
+dataset file, the method file, the flags, then the trailing ``KEY VALUE`` overrides
+(runs/command.py).
 
 Several processes (GPUs) train one model with the same command under torchrun:
 ``torchrun --nproc_per_node N train.py ...`` (trainers/distributed.py).

@@ -21,7 +21,10 @@ from tqdm import tqdm
 from .model import build_model
 from .simple_tokenizer import SimpleTokenizer as _Tokenizer
 
-__all__ = ["available_models", "build_model", "load", "model_file", "read_state_dict", "tokenize"]
+__all__ = ["available_models", "build_model", "load", "model_file", "read_state_dict", "tokenize",
+           "CONTEXT_LENGTH"]
+
+CONTEXT_LENGTH = 77  # text positions of every released CLIP: SOS, the text, EOS must fit
 _tokenizer = _Tokenizer()
 
 # OpenAI's release URLs; the folder name of each is the SHA256 of the file.
@@ -213,7 +216,7 @@ def load(name: str, device: str | torch.device = "cuda" if torch.cuda.is_availab
     return model, _transform(model.visual.input_resolution)
 
 
-def tokenize(texts: str | list[str], context_length: int = 77,
+def tokenize(texts: str | list[str], context_length: int = CONTEXT_LENGTH,
              truncate: bool = False) -> torch.LongTensor:
     """Token ids of ``texts``, start and end tokens included, zero-padded to ``context_length``.
 

@@ -11,8 +11,8 @@ import os.path as osp
 
 import yaml
 
-from dassl.config import UntrustedConfigError, get_cfg_default
-from trainers.defaults import extend_cfg
+from dassl.config import UntrustedConfigError
+from trainers.defaults import default_cfg
 
 
 class UsageError(Exception):
@@ -104,8 +104,7 @@ def _explain_key_error(cfg, error):
 
 
 def setup_cfg(args):
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     if args.dataset_config_file:
         _merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
     if args.config_file:

@@ -18,8 +18,7 @@ CONFIG_END = "Collecting env info"
 def load_run_config(run_dir):
     """The run's config (a frozen CfgNode, Dassl defaults + this project's keys, then the
     values the run printed). Raises ConfigError naming the missing file."""
-    from dassl.config import get_cfg_default
-    from trainers.defaults import extend_cfg
+    from trainers.defaults import default_cfg
 
     log = osp.join(run_dir, "log.txt")
     if not osp.isfile(log):
@@ -33,8 +32,7 @@ def load_run_config(run_dir):
         raise ConfigError(f"{log} holds no printed config (no '{CONFIG_HEADER}' line); "
                           "was it written by train.py?") from None
     end = next((i for i in range(start, len(lines)) if lines[i].startswith(CONFIG_END)), len(lines))
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     cfg.set_new_allowed(True)
     cfg.merge_from_other_cfg(type(cfg)(yaml.safe_load("\n".join(lines[start:end]))))
     cfg.freeze()

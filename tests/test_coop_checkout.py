@@ -156,9 +156,9 @@ _tokenizer = SimpleTokenizer()
 # Upstream tries the file as TorchScript first; the tiny CLIP here is a state dict,
 # read without running code (the project reads TorchScript in clip/clip.py alone).
 def load_clip_to_cpu(cfg):
+    # Upstream first tries the file as a TorchScript archive; the test's is a state dict.
     path = clip._download(clip._MODELS[cfg.MODEL.BACKBONE.NAME])
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    return clip.build_model(state_dict)
+    return clip.build_model(torch.load(path, map_location="cpu", weights_only=True))
 
 
 class TextEncoder(nn.Module):

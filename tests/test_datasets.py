@@ -10,10 +10,9 @@ from collections import OrderedDict
 import pytest
 
 import datasets  # noqa: F401
-from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 from tests import dataset_trees
-from trainers.defaults import extend_cfg
+from trainers.defaults import default_cfg
 
 BENCHMARKS = ["Caltech101", "DescribableTextures", "Food101", "EuroSAT", "OxfordPets",
               "StanfordCars", "OxfordFlowers", "FGVCAircraft", "SUN397", "UCF101", "ImageNet"]
@@ -21,8 +20,7 @@ VARIANTS = ["ImageNetSketch", "ImageNetA", "ImageNetR", "ImageNetV2"]
 
 
 def build(name, root, shots=-1, subsample="all", seed=1):
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT = name, str(root)
     cfg.DATASET.NUM_SHOTS, cfg.DATASET.SUBSAMPLE_CLASSES, cfg.SEED = shots, subsample, seed
     random.seed(seed)  # what train.py does before building the dataset

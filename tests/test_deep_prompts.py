@@ -1,6 +1,6 @@
 """Deep prompts (trainers/deep_prompts.py) and the IVLP, MaPLe and PromptSRC trainers,
 against OpenAI's CLIP code run layer by layer, the written-out formulas, and checkpoints
-in upstream's format (keys and shapes of /work/shared/docs/deep-prompts.md)."""
+in upstream's format (keys and shapes of docs/DEEP_PROMPTS.md, "Checkpoints")."""
 import glob
 import math
 import os
@@ -112,6 +112,25 @@ def test_maple_couplings_start_identical_and_widths_follow_the_backbone(tiny_cli
     learner = trainer.model.prompt_learner
     assert learner.proj.weight.shape == (64, 64)  # (vision width, text width); ViT-B/16: 768, 512
     assert len(learner.compound_prompts_text) == 1 == len(learner.compound_prompt_projections)
+
+    # Deeper than the tiny towers (the learner alone): upstream deep-copies ONE coupling,
+    # so layers 1..J-1 start from the same values, as separate parameters.
+    from clip import clip
+    from trainers.maple import MultiModalPromptLearner
+
+    clip_model, _ = clip.load(tiny_clip["tiny-ViT"], device="cpu")
+    torch.manual_seed(0)
+    deep = MultiModalPromptLearner(["cat", "dog"], clip_model, 2, "a photo of a", depth=4)
+    first, *others = deep.compound_prompt_projections
+    assert len(others) == 2
+    for other in others:
+        assert torch.equal(other.weight, first.weight) and torch.equal(other.bias, first.bias)
+        assert other.weight is not first.weight
+    assert not torch.equal(deep.proj.weight, first.weight)  # the shallow coupling is drawn apart
+    assert not torch.equal(deep.compound_prompts_text[0], deep.compound_prompts_text[1])
+    with torch.no_grad():
+        first.weight.add_(1.0)
+    assert not torch.equal(others[0].weight, first.weight)  # trained apart from then on
 
 
 def test_gpa_weights_are_the_gaussian_over_epochs():

@@ -6,20 +6,18 @@ import os.path as osp
 import torch
 
 import datasets  # noqa: F401
-from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.check import check_dataset
 from tests import dataset_trees
 from tests.helpers import CONFIGS, run_cli, tiny_opts
-from trainers.defaults import extend_cfg
+from trainers.defaults import default_cfg
 from trainers.templates import ensemble_templates, template_for
 
 CLASSES = ["red_fox", "barn_owl", "sea_otter", "koala"]
 
 
 def build(root, folder, **kwargs):
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT, cfg.DATASET.IMAGEFOLDER.DIR = "ImageFolder", str(root), folder
     for key, value in kwargs.items():
         setattr(cfg.DATASET, key, value)

@@ -12,7 +12,6 @@ import datasets  # noqa: F401
 from clip import clip
 from clip.model import VisionTransformer
 from clip.shapes import MODEL_SHAPES
-from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from datasets.synthworld import class_list, generate_world
 from datasets.synthworld_render import COLOURS
@@ -20,15 +19,14 @@ from tests.helpers import REPO
 from tools import pretrain_synthclip
 from tools.pretrain_synthclip import zero_shot_accuracy
 from trainers.clip_prompting import load_clip_for_run
-from trainers.defaults import extend_cfg
+from trainers.defaults import default_cfg
 
 SMALL = ["N_COLOURS", 4, "N_SHAPES", 3, "TRAIN_PER_CLASS", 3, "VAL_PER_CLASS", 1,
          "TEST_PER_CLASS", 2]
 
 
 def world_cfg(root, subsample="all", shots=-1, **changes):
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = default_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT = "SynthWorld", str(root)
     cfg.DATASET.SUBSAMPLE_CLASSES, cfg.DATASET.NUM_SHOTS, cfg.SEED = subsample, shots, 1
     for key, value in zip(SMALL[::2], SMALL[1::2]):

@@ -118,6 +118,12 @@ def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
                                              "TRAINER.COOP.N_CTX must be at least 4; got 3"),
     ("ProGrad", ["LOSS.T", "0.0"], "LOSS.T (the distillation temperature) must be positive"),
     ("CoOp", ["TRAINER.COOP.CTX_INIT", "True"], "True is ProGrad's setting"),
+    # Every method's context is checked through its own config node, N_CTX_TEXT included.
+    ("IVLP", ["TRAINER.IVLP.CTX_INIT", "", "TRAINER.IVLP.N_CTX_TEXT", "80"],
+     "TRAINER.IVLP.N_CTX_TEXT must be between 1 and 73"),
+    ("MaPLe", ["TRAINER.MAPLE.CTX_INIT", "_".join(["a"] * 75)],
+     "TRAINER.MAPLE.CTX_INIT has 75 words; at most 73 fit"),
+    ("ProGrad", ["TRAINER.COOP.N_CTX", "80"], "TRAINER.COOP.N_CTX must be between 1 and 73"),
     ("E2MIM", ["DATALOADER.TRAIN_X.BATCH_SIZE", "1"], "TRAINER.E2MIM.W_MI > 0 needs "
                                                       "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
 ])

@@ -13,15 +13,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from clip import clip
+from clip.clip import CONTEXT_LENGTH
 from clip.simple_tokenizer import SimpleTokenizer
 from datasets.errors import ConfigError
 
-from .deep_prompts import encode_image, replace_text_context, run_blocks
 from .defaults import CLASS_TOKEN_POSITIONS
 from .distributed import all_gather_classes, class_shard, world_size
 from .templates import clean_classname, fill_template
-
-CONTEXT_LENGTH = 77  # CLIP's text positions: SOS, context, class name, ".", EOS must fit
 
 _tokenizer = SimpleTokenizer()
 
@@ -69,6 +67,24 @@ def check_input_size(cfg, resolution):
             f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not fit backbone "
             f"{cfg.MODEL.BACKBONE.NAME}, which takes {resolution}x{resolution} images; set "
             f"INPUT.SIZE ({resolution}, {resolution})")
+
+
+def replace_text_context(x, prompt):
+    """``x`` (L, N, width): tokens 1..n_ctx (after SOS) become ``prompt`` (n_ctx, width)."""
+    n_ctx = prompt.shape[0]
+    context = prompt.unsqueeze(1).expand(-1, x.shape[1], -1)
+    return torch.cat([x[:1], context, x[1 + n_ctx:]], dim=0)
+
+
+def run_blocks(transformer, x, layer_prompts, replace):
+    """OpenAI's blocks one by one, ``replace(x, prompt)`` at the input of each layer
+    that has a prompt (``layer_prompts[i]``, None or missing: none)."""
+    for index, block in enumerate(transformer.resblocks):
+        prompt = layer_prompts[index] if index < len(layer_prompts) else None
+        if prompt is not None:
+            x = replace(x, prompt)
+        x = block(x)
+    return x
 
 
 class TextEncoder(nn.Module):
@@ -366,28 +382,3 @@ class PromptedCLIP(nn.Module):
             yield
         finally:
             self._frozen_text_features = None
-
-
-
-class DeepPromptedCLIP(PromptedCLIP):
-    """Frozen CLIP with deep prompts (trainers/deep_prompts.py): a method states which
-    prompts go where in ``text_layer_prompts`` and ``vision_prompts``."""
-
-    def text_layer_prompts(self):
-        """One deep text prompt (n_ctx, width) or None per text layer."""
-        return ()
-
-    def vision_prompts(self):
-        """``(first prompt, per-layer prompts)``, or None for CLIP's own image features."""
-        return None
-
-    def image_features(self, image):
-        prompts = self.vision_prompts()
-        if prompts is None:
-            return super().image_features(image)
-        return normalize(encode_image(self.image_encoder, image.type(self.dtype), *prompts))
-
-    def text_features(self):
-        prompts = self.prompt_learner()
-        return normalize(self.text_encoder(prompts, self.prompt_learner.tokenized_prompts,
-                                           self.text_layer_prompts()))

@@ -11,11 +11,20 @@ A per-layer list holds one prompt ``(n_ctx, width)`` or None per transformer blo
 OpenAI's modules and state-dict keys are unchanged: IVLP's and PromptSRC's prompts are
 attached to the blocks as ``VPT_shallow`` (and to the vision tower as ``VPT``), the
 names of upstream's modified CLIP, so their checkpoints keep upstream's keys.
+
+Also here, what IVLP, MaPLe and PromptSRC share: the frozen CLIP with deep prompts
+(``DeepPromptedCLIP``), upstream's text prompt learner (``upstream_prompt_learner``),
+upstream's registration of the whole model (``UpstreamRegisteredTrainer``) and the
+settings every deep-prompt method refuses (``check_deep_cfg``). The text blocks' loop
+(``run_blocks``) belongs to the text encoder, in clip_prompting.py.
 """
 import torch
 from torch import nn
 
 from datasets.errors import ConfigError
+
+from .clip_prompting import PromptedCLIP, PromptLearner, normalize, run_blocks
+from .prompt_trainer import PromptTuningTrainer
 
 
 def as_upstream_fp16(prompt, dtype):
@@ -26,28 +35,10 @@ def as_upstream_fp16(prompt, dtype):
     return prompt.half().to(dtype)
 
 
-def replace_text_context(x, prompt):
-    """``x`` (L, N, width): tokens 1..n_ctx (after SOS) become ``prompt`` (n_ctx, width)."""
-    n_ctx = prompt.shape[0]
-    context = prompt.unsqueeze(1).expand(-1, x.shape[1], -1)
-    return torch.cat([x[:1], context, x[1 + n_ctx:]], dim=0)
-
-
 def replace_visual_prompts(x, prompt):
     """``x`` (L, N, width): the last n_ctx tokens (the appended prompts) become ``prompt``."""
     context = prompt.unsqueeze(1).expand(-1, x.shape[1], -1)
     return torch.cat([x[:x.shape[0] - prompt.shape[0]], context], dim=0)
-
-
-def run_blocks(transformer, x, layer_prompts, replace):
-    """OpenAI's blocks one by one, ``replace(x, prompt)`` at the input of each layer
-    that has a prompt (``layer_prompts[i]``, None or missing: none)."""
-    for index, block in enumerate(transformer.resblocks):
-        prompt = layer_prompts[index] if index < len(layer_prompts) else None
-        if prompt is not None:
-            x = replace(x, prompt)
-        x = block(x)
-    return x
 
 
 def encode_image(visual, image, first_prompt, layer_prompts=()):
@@ -92,3 +83,53 @@ def check_deep_prompting(clip_model, backbone, vision_depths=(), text_depths=())
             if depth > layers:
                 raise ConfigError(f"{key} is {depth}, but the {tower} tower of backbone {backbone} "
                                   f"has {layers} layers: set {key} to at most {layers}")
+
+
+def upstream_prompt_learner(classnames, clip_model, n_ctx, ctx_init, learner=PromptLearner,
+                            **options):
+    """The text prompt learner of MaPLe, IVLP and PromptSRC: CoOp's, except that CTX_INIT
+    is used only when N_CTX <= 4, and then its first N_CTX tokens are learned (the rest
+    stay words of the prompt: N_CTX 2 learns "a photo" of "a photo of a {class}.").
+    ``learner``: a subclass of PromptLearner taking ``options`` too (MaPLe's)."""
+    return learner(classnames, clip_model, n_ctx, ctx_init if n_ctx <= 4 else "",
+                   n_ctx_from_words=False, **options)
+
+
+def check_deep_cfg(cfg, node, depth_keys):
+    """Settings every deep-prompt method refuses before any work."""
+    for key in depth_keys:
+        if cfg.TRAINER[node][key] < 0:
+            raise ConfigError(f"TRAINER.{node}.{key} must be 0 or more; got {cfg.TRAINER[node][key]}")
+
+
+class UpstreamRegisteredTrainer(PromptTuningTrainer):
+    """A deep-prompt method registered as upstream registers it: ``trained_modules`` is the
+    whole model under upstream's folder name, of which only the prompts learn."""
+
+    def is_trained(self, name):
+        """Upstream's rule: the prompt learner's parameters and the attached ``VPT`` prompts."""
+        return name.startswith("prompt_learner.") or "VPT" in name
+
+
+class DeepPromptedCLIP(PromptedCLIP):
+    """Frozen CLIP with deep prompts (the functions above): a method states which
+    prompts go where in ``text_layer_prompts`` and ``vision_prompts``."""
+
+    def text_layer_prompts(self):
+        """One deep text prompt (n_ctx, width) or None per text layer."""
+        return ()
+
+    def vision_prompts(self):
+        """``(first prompt, per-layer prompts)``, or None for CLIP's own image features."""
+        return None
+
+    def image_features(self, image):
+        prompts = self.vision_prompts()
+        if prompts is None:
+            return super().image_features(image)
+        return normalize(encode_image(self.image_encoder, image.type(self.dtype), *prompts))
+
+    def text_features(self):
+        prompts = self.prompt_learner()
+        return normalize(self.text_encoder(prompts, self.prompt_learner.tokenized_prompts,
+                                           self.text_layer_prompts()))

@@ -1,7 +1,8 @@
 """Config keys that CoOp-family code adds on top of Dassl's defaults.
 
-``extend_cfg`` runs before any config file is merged (train.py calls it, as CoOp's
-train.py does), so every method's keys exist whichever method a file configures.
+``default_cfg`` is Dassl's defaults with ``extend_cfg`` applied, before any config
+file is merged (as CoOp's train.py does), so every method's keys exist whichever
+method a file configures; every program and tool starts from it.
 A new method adds its block here and reads it as ``cfg.TRAINER.<NAME>``.
 
 A key with a fixed set of values declares them beside its default, with
@@ -10,6 +11,7 @@ any other value is refused before any work.
 """
 from yacs.config import CfgNode as CN
 
+from dassl.config import get_cfg_default
 from datasets.config import choice, extend_dataset_cfg
 
 PRECISIONS = ("fp16", "fp32", "amp")  # fp16 and amp need CUDA (fp32 elsewhere, with a note)
@@ -17,6 +19,13 @@ CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 E2MIM_VIEWS = ("probabilities", "text_features")
 ESTIMATORS = ("jsd", "dv", "infonce")  # E2MIM's mutual-information bounds
 CRITICS = ("mlp", "bilinear")
+
+
+def default_cfg():
+    """A fresh config of every key a run has: Dassl's defaults and this project's."""
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    return cfg
 
 
 def extend_cfg(cfg):
@@ -44,7 +53,8 @@ def extend_cfg(cfg):
     cfg.TRAINER.COOP.CSC = False  # class-specific context
     # Initialisation words ("" or None: random). None, not "", so that ProGrad's
     # published files, which share this node and set CTX_INIT: True, merge (yacs lets
-    # a None default take any type); CoOp refuses True (runs/config_checks.py).
+    # a None default take any type); CoOp refuses True (prompt_trainer.py,
+    # check_context).
     cfg.TRAINER.COOP.CTX_INIT = None
     choice(cfg, "TRAINER.COOP.PREC", "fp16", PRECISIONS)
     choice(cfg, "TRAINER.COOP.CLASS_TOKEN_POSITION", "end", CLASS_TOKEN_POSITIONS)

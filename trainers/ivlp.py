@@ -5,45 +5,17 @@ the first PROMPT_DEPTH_VISION vision layers; cross-entropy. docs/DEEP_PROMPTS.md
 from dassl.engine import TRAINER_REGISTRY
 from datasets.errors import ConfigError
 
-from .clip_prompting import DeepPromptedCLIP, PromptLearner
 from .deep_prompts import (
+    DeepPromptedCLIP,
+    UpstreamRegisteredTrainer,
     add_layer_prompts,
     as_upstream_fp16,
     attached_layer_prompts,
+    check_deep_cfg,
     check_deep_prompting,
     new_prompt,
+    upstream_prompt_learner,
 )
-from .prompt_trainer import PromptTuningTrainer
-
-
-def upstream_prompt_learner(classnames, clip_model, n_ctx, ctx_init):
-    """The text prompt learner of MaPLe, IVLP and PromptSRC: CoOp's, except that CTX_INIT
-    is used only when N_CTX <= 4, and then its first N_CTX tokens are learned (the rest
-    stay words of the prompt: N_CTX 2 learns "a photo" of "a photo of a {class}.")."""
-    return PromptLearner(classnames, clip_model, n_ctx, ctx_init if n_ctx <= 4 else "",
-                         n_ctx_from_words=False)
-
-
-def check_deep_cfg(cfg, node, depth_keys):
-    """Settings every deep-prompt method refuses before any work."""
-    for key in depth_keys:
-        if cfg.TRAINER[node][key] < 0:
-            raise ConfigError(f"TRAINER.{node}.{key} must be 0 or more; got {cfg.TRAINER[node][key]}")
-
-
-def is_upstream_prompt(name):
-    """Upstream's rule for the learned parameters of the whole model: the prompt learner's
-    and the attached ``VPT`` prompts."""
-    return name.startswith("prompt_learner.") or "VPT" in name
-
-
-class UpstreamRegisteredTrainer(PromptTuningTrainer):
-    """A deep-prompt method registered as upstream registers it: the whole model, saved
-    under ``MODEL_NAME``, of which only the prompts are trained."""
-    LEARNED = ""
-
-    def is_trained(self, name):
-        return is_upstream_prompt(name)
 
 
 class IndependentPromptedCLIP(DeepPromptedCLIP):
@@ -76,7 +48,9 @@ class IndependentPromptedCLIP(DeepPromptedCLIP):
 @TRAINER_REGISTRY.register()
 class IVLP(UpstreamRegisteredTrainer):
     CONFIG_NODE = "IVLP"
-    MODEL_NAME = "VLPromptLearner"
+
+    def trained_modules(self):
+        return {"VLPromptLearner": self.model}  # upstream's name for the whole model
 
     def unfrozen_image_features(self):
         depth = self.method_cfg.PROMPT_DEPTH_VISION

@@ -17,44 +17,40 @@ from torch import nn
 from dassl.engine import TRAINER_REGISTRY
 from datasets.errors import ConfigError
 
-from .clip_prompting import DeepPromptedCLIP
-from .deep_prompts import as_upstream_fp16, check_deep_prompting
-from .ivlp import UpstreamRegisteredTrainer, check_deep_cfg, upstream_prompt_learner
+from .clip_prompting import PromptLearner
+from .deep_prompts import (
+    DeepPromptedCLIP,
+    UpstreamRegisteredTrainer,
+    as_upstream_fp16,
+    check_deep_cfg,
+    check_deep_prompting,
+    upstream_prompt_learner,
+)
 
 
-class MultiModalPromptLearner(nn.Module):
-    """The text context ``ctx`` and its coupling ``proj`` to layer 0's vision prompt, and for
-    layers 1..J-1 the text prompts ``compound_prompts_text`` and their couplings
-    ``compound_prompt_projections`` (upstream's names)."""
+class MultiModalPromptLearner(PromptLearner):
+    """CoOp's text prompt learner (``ctx``, upstream's deep-prompt context rule:
+    ``upstream_prompt_learner``) with the coupling ``proj`` of ``ctx`` to layer 0's vision
+    prompt, and for layers 1..J-1 the text prompts ``compound_prompts_text`` and their
+    couplings ``compound_prompt_projections`` (upstream's names)."""
 
-    def __init__(self, classnames, clip_model, n_ctx, ctx_init, depth, half_precision):
-        super().__init__()
-        text = upstream_prompt_learner(classnames, clip_model, n_ctx, ctx_init)
+    def __init__(self, classnames, clip_model, n_ctx, ctx_init="", n_ctx_from_words=False,
+                 depth=1, half_precision=False):
+        super().__init__(classnames, clip_model, n_ctx, ctx_init, n_ctx_from_words=n_ctx_from_words)
         text_width = clip_model.ln_final.weight.shape[0]
         vision_width = clip_model.visual.transformer.width
-        # Upstream's draw order: proj, the deep text prompts, then ONE coupling that is
-        # deep-copied, so every compound_prompt_projections starts identical.
+        # Upstream's draw order: ctx, proj, the deep text prompts, then ONE coupling that
+        # is deep-copied, so every compound_prompt_projections starts identical.
         self.proj = nn.Linear(text_width, vision_width)
         if half_precision:
             self.proj.half()  # upstream: always fp16 (its only precision that runs)
-        self.ctx = text.ctx
         self.compound_prompts_text = nn.ParameterList(
-            [nn.Parameter(torch.empty(text.n_ctx, text_width)) for _ in range(depth - 1)])
+            [nn.Parameter(torch.empty(self.n_ctx, text_width)) for _ in range(depth - 1)])
         for prompt in self.compound_prompts_text:
             nn.init.normal_(prompt, std=0.02)
         coupling = nn.Linear(text_width, vision_width)
         self.compound_prompt_projections = nn.ModuleList(
             [copy.deepcopy(coupling) for _ in range(depth - 1)])
-        self.register_buffer("token_prefix", text.token_prefix)
-        self.register_buffer("token_suffix", text.token_suffix)
-        self.register_buffer("tokenized_prompts", text.tokenized_prompts, persistent=False)
-        self.n_ctx = text.n_ctx
-        self.n_cls = text.n_cls
-
-    def forward(self):
-        """Class prompt embeddings ``(n_cls, n_tkn, width)`` with ``ctx`` after SOS."""
-        ctx = self.ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
-        return torch.cat([self.token_prefix, ctx, self.token_suffix], dim=1)
 
     def vision_prompts(self):
         """Layer 0's vision prompt and those of layers 1..J-1, coupled from the text ones."""
@@ -76,7 +72,9 @@ class MultiModalPromptedCLIP(DeepPromptedCLIP):
 @TRAINER_REGISTRY.register()
 class MaPLe(UpstreamRegisteredTrainer):
     CONFIG_NODE = "MAPLE"
-    MODEL_NAME = "MultiModalPromptLearner"
+
+    def trained_modules(self):
+        return {"MultiModalPromptLearner": self.model}  # upstream's name for the whole model
 
     def unfrozen_image_features(self):
         return ("MaPLe's vision prompts, coupled from its text prompts (TRAINER.MAPLE.PROMPT_DEPTH), "
@@ -93,9 +91,10 @@ class MaPLe(UpstreamRegisteredTrainer):
         options = self.method_cfg
         depth = [("TRAINER.MAPLE.PROMPT_DEPTH", options.PROMPT_DEPTH)]
         check_deep_prompting(clip_model, self.cfg.MODEL.BACKBONE.NAME, depth, depth)
-        prompt_learner = MultiModalPromptLearner(
+        prompt_learner = upstream_prompt_learner(
             self.dm.dataset.classnames, clip_model, options.N_CTX, options.CTX_INIT,
-            options.PROMPT_DEPTH, half_precision=self.precision == "fp16")
+            learner=MultiModalPromptLearner, depth=options.PROMPT_DEPTH,
+            half_precision=self.precision == "fp16")
         return MultiModalPromptedCLIP(clip_model, prompt_learner)
 
     def compute_loss(self, images, label):

@@ -24,14 +24,13 @@ from dassl.engine import TRAINER_REGISTRY
 from datasets.errors import ConfigError
 
 from .clip_prompting import (
-    CONTEXT_LENGTH,
     PromptedCLIP,
     PromptLearner,
     load_clip_to_cpu,
     normalize,
     tokenize_prompts,
 )
-from .prompt_trainer import PromptTuningTrainer
+from .prompt_trainer import PromptTuningTrainer, check_context_length
 from .templates import PROGRAD_TEMPLATES, fill_template, template_for
 
 
@@ -83,23 +82,20 @@ def template_prompt_learner(classnames, clip_model, n_ctx, template, class_token
 class ProGrad(PromptTuningTrainer):
     CONFIG_NODE = "COOP"  # upstream's: ProGrad is configured as CoOp plus LOSS
 
+    def check_context(self, options, key):
+        if options.CTX_INIT not in (True, False, None, ""):
+            raise ConfigError(
+                f"for ProGrad {key}.CTX_INIT is True (the context starts from the "
+                f"dataset's template, trainers/templates.py PROGRAD_TEMPLATES) or False "
+                f"(random); got the words {options.CTX_INIT!r}")
+        check_context_length(options.N_CTX, f"{key}.N_CTX")
+
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        options = cfg.TRAINER.COOP
         if cfg.LOSS.NAME != "prograd":
             raise ConfigError(f"ProGrad's objective is LOSS.NAME \"prograd\" (set by its "
                               f"published configs, configs/trainers/ProGrad/); got "
                               f"{cfg.LOSS.NAME!r}")
-        if options.CTX_INIT not in (True, False, None, ""):
-            raise ConfigError(
-                f"for ProGrad TRAINER.COOP.CTX_INIT is True (the context starts from the "
-                f"dataset's template, trainers/templates.py PROGRAD_TEMPLATES) or False "
-                f"(random); got the words {options.CTX_INIT!r}")
-        most = CONTEXT_LENGTH - 4
-        if not 1 <= options.N_CTX <= most:
-            raise ConfigError(f"TRAINER.COOP.N_CTX must be between 1 and {most} (CLIP's context "
-                              f"holds {CONTEXT_LENGTH} tokens with SOS, class name, '.' and EOS); "
-                              f"got {options.N_CTX}")
         if cfg.LOSS.T <= 0:
             raise ConfigError(f"LOSS.T (the distillation temperature) must be positive; "
                               f"got {cfg.LOSS.T}")
@@ -174,7 +170,7 @@ class ProGrad(PromptTuningTrainer):
         Under amp both are scaled by the same factor: the projection commutes with it.
         With several processes each gradient is averaged before the projection, which is
         not linear: projecting each rank's share would not give one process's step."""
-        learned = list(getattr(self.model, self.LEARNED).parameters())
+        learned = [p for module in self.trained_modules().values() for p in module.parameters()]
         self.scaled(terms["kl_loss"]).backward(retain_graph=True)
         self.average_gradients(learned)
         kl_grads = [p.grad.clone() for p in learned]

@@ -33,6 +33,7 @@ from typing import Optional
 import torch
 from torch.nn import functional as F
 
+from clip.clip import CONTEXT_LENGTH
 from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
@@ -69,19 +70,19 @@ class TrainingImages:
 class PromptTuningTrainer(TrainerX):
     CONFIG_NODE = None  # e.g. "COOP": the method's options are cfg.TRAINER.COOP
     processes = distributed  # the engine's collectives, over torchrun's processes
-    # The one registered (saved) module: an attribute of the model, or "" for the whole
-    # model (upstream's deep-prompt methods save all of CustomCLIP), registered under
-    # MODEL_NAME (default: LEARNED), the folder name of its checkpoints.
-    LEARNED = "prompt_learner"
-    MODEL_NAME = None
 
-    @property
-    def model_name(self):
-        return self.MODEL_NAME or self.LEARNED
+    def trained_modules(self):
+        """What the method trains and saves: ``{checkpoint folder: module of the model}``,
+        each registered with the run's optimizer and schedule (OPTIM) and saved as
+        ``OUTPUT_DIR/<folder>/model.pth.tar-N``. CoOp's: the prompt learner. Upstream's
+        deep-prompt methods register the whole model and train its prompts only
+        (``is_trained``); E2MIM registers its critic besides, with an optimizer of its own."""
+        return {"prompt_learner": self.model.prompt_learner}
 
     def is_trained(self, name):
-        """Whether the model's parameter ``name`` is learned (all others stay frozen)."""
-        return name.startswith(self.LEARNED + ".")
+        """Whether the model's parameter ``name`` learns (all others stay frozen): by
+        default every parameter of the trained modules."""
+        return any(name.startswith(prefix) for prefix in self._trained_prefixes)
 
     @property
     def method_cfg(self):
@@ -96,10 +97,29 @@ class PromptTuningTrainer(TrainerX):
 
     def check_cfg(self, cfg):
         check_choices(cfg, f"TRAINER.{self.CONFIG_NODE}.")
+        self.check_context(cfg.TRAINER[self.CONFIG_NODE], f"TRAINER.{self.CONFIG_NODE}")
         check_feature_cache_cfg(cfg)
         if cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES < 0:
             raise ConfigError(f"TRAIN.TEXT_ENCODER.CHUNK_CLASSES must be >= 0 (classes per chunk, "
                               f"0: all at once); got {cfg.TRAIN.TEXT_ENCODER.CHUNK_CLASSES}")
+
+    def check_context(self, options, key):
+        """The learned text context (``N_CTX``, or ``N_CTX_TEXT`` for the deep-prompt
+        methods, or the words of ``CTX_INIT``) must leave room in CLIP's context for SOS,
+        a one-token class name, the full stop and EOS (the class names are checked once
+        they are known, by the prompt learner)."""
+        if isinstance(options.CTX_INIT, bool) and options.CTX_INIT:
+            raise ConfigError(f"{key}.CTX_INIT takes the initial words (e.g. \"a photo of a\"); "
+                              "True is ProGrad's setting (its context starts from the dataset's "
+                              "template): use --trainer ProGrad, or give the words")
+        if options.CTX_INIT:
+            words = len(options.CTX_INIT.replace("_", " ").split(" "))
+            if words > CONTEXT_LENGTH - 4:
+                raise ConfigError(f"{key}.CTX_INIT has {words} words; at most {CONTEXT_LENGTH - 4} "
+                                  f"fit CLIP's context of {CONTEXT_LENGTH} tokens with a class name")
+        else:
+            length_key = "N_CTX_TEXT" if "N_CTX_TEXT" in options else "N_CTX"
+            check_context_length(options[length_key], f"{key}.{length_key}")
 
     # ------------------------------------------------------------------ model
     def build_custom_clip(self, clip_model):
@@ -131,21 +151,26 @@ class PromptTuningTrainer(TrainerX):
         # eval mode (build_model returns it so, and only the registered prompt
         # learner is switched to train mode), so BatchNorm statistics never move.
         print("Turning off gradients in both the image and the text encoder")
+        trained = self.trained_modules()
+        self._trained_prefixes = [f"{prefix}." if prefix else "" for prefix, module
+                                  in self.model.named_modules()
+                                  if any(module is wanted for wanted in trained.values())]
         for name, param in self.model.named_parameters():
             if not self.is_trained(name):
                 param.requires_grad_(False)
         enabled = sorted(n for n, p in self.model.named_parameters() if p.requires_grad)
         print(f"Parameters to be updated: {enabled}")
 
-        learned = getattr(self.model, self.LEARNED) if self.LEARNED else self.model
         if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(learned, cfg.MODEL.INIT_WEIGHTS)
+            for module in trained.values():
+                load_pretrained_weights(module, cfg.MODEL.INIT_WEIGHTS)
         self.model.to(self.device)
-        # The registered module is given to the optimizer (its frozen parameters get
-        # no gradient, so the optimizer leaves them alone).
-        self.optim = build_optimizer(learned, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model(self.model_name, learned, self.optim, self.sched)
+        # Each trained module is given to an optimizer (its frozen parameters get no
+        # gradient, so the optimizer leaves them alone).
+        for name, module in trained.items():
+            self.optim = build_optimizer(module, cfg.OPTIM)
+            self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+            self.register_model(name, module, self.optim, self.sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
 
     # ------------------------------------------------------------------ training
@@ -293,9 +318,9 @@ class PromptTuningTrainer(TrainerX):
             print("Note that load_model() is skipped as no pretrained model is given")
             return
         model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        # Only the prompt learner is needed for inference; other registered parts
+        # Only the trained modules are needed for inference; other registered parts
         # (E2MIM's critic) are for training and may not even fit another class list.
-        for name in [self.model_name]:
+        for name in self.trained_modules():
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
@@ -311,6 +336,13 @@ class PromptTuningTrainer(TrainerX):
             # strict=False as upstream: other methods' unused extras (e.g. KgCoOp's
             # bias_vectors) are ignored; what this model needs was checked above.
             self._models[name].load_state_dict(state_dict, strict=False)
+
+
+def check_context_length(n_ctx, key):
+    most = CONTEXT_LENGTH - 4
+    if not 1 <= n_ctx <= most:
+        raise ConfigError(f"{key} must be between 1 and {most} (CLIP's context holds "
+                          f"{CONTEXT_LENGTH} tokens with SOS, class name, '.' and EOS); got {n_ctx}")
 
 
 def is_class_name_buffer(key):

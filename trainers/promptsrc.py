@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from dassl.engine import TRAINER_REGISTRY
 
 from .clip_prompting import load_clip_to_cpu, normalize, tokenize_to_last_eot
-from .ivlp import IVLP, is_upstream_prompt
+from .ivlp import IVLP
 from .templates import IMAGENET_TEMPLATES, fill_template
 
 # PromptSRC's 60 teacher templates: "a photo of a {}." then the first 60 of CLIP's 80
@@ -48,10 +48,9 @@ def teacher_text_features(clip_model, classnames, device):
 @TRAINER_REGISTRY.register()
 class PromptSRC(IVLP):
     CONFIG_NODE = "PROMPTSRC"
-    MODEL_NAME = "VLPromptLearner"
 
     def is_trained(self, name):
-        return is_upstream_prompt(name) and "ZS_image_encoder" not in name
+        return super().is_trained(name) and "ZS_image_encoder" not in name
 
     def unfrozen_image_features(self):
         return super().unfrozen_image_features() or (
