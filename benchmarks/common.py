@@ -82,11 +82,19 @@ def input_size(backbone):
     return 32 if backbone == TINY_BACKBONE else MODEL_SHAPES[backbone][1]
 
 
-def full_context_text_features(text_encoder, prompts, tokenized_prompts):
-    """Upstream's TextEncoder: every prompt over all 77 context positions."""
+def full_context_text_features(text_encoder, prompts, tokenized_prompts, layer_prompts=()):
+    """Upstream's TextEncoder: every prompt over all 77 context positions; with
+    ``layer_prompts``, the deep text prompts of IVLP, MaPLe and PromptSRC, which upstream's
+    modified CLIP inserts over all 77 positions too."""
+    from trainers.deep_prompts import replace_text_context, run_blocks
+
     encoder = text_encoder
-    x = prompts + encoder.positional_embedding.type(encoder.dtype)
-    x = encoder.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+    x = (prompts + encoder.positional_embedding.type(encoder.dtype)).permute(1, 0, 2)
+    if any(prompt is not None for prompt in layer_prompts):
+        x = run_blocks(encoder.transformer, x, layer_prompts, replace_text_context)
+    else:
+        x = encoder.transformer(x)
+    x = x.permute(1, 0, 2)
     x = encoder.ln_final(x).type(encoder.dtype)
     return x[torch.arange(x.shape[0]), tokenized_prompts.argmax(dim=-1)] @ encoder.text_projection
 

@@ -10,7 +10,11 @@ ViT-B/16's: 12 layers, width 512; random weights, nothing downloaded). The
 mask is causal, so the positions after the last end-of-text token cannot
 change the features: both paths give the same numbers (``max_abs_diff``).
 
-JSON: ``{"truncated_ms", "full_ms", "max_abs_diff"}`` (median of the repetitions).
+``--deep-depth J`` adds deep text prompts at the input of layers 1..J-1 (IVLP, MaPLe,
+PromptSRC; their published J is 9), learned too, on both paths.
+
+JSON: ``{"truncated_ms", "full_ms", "max_abs_diff", "deep_depth"}`` (median of the
+repetitions).
 """
 
 
@@ -48,6 +52,8 @@ def parse_args(argv=None):
     parser.add_argument("--backbone", default=VIT_B16, help="shape of the text tower")
     parser.add_argument("--classes", type=int, default=len(FOOD101_NAMES),
                         help=f"at most {len(FOOD101_NAMES)}")
+    parser.add_argument("--deep-depth", type=int, default=0,
+                        help="deep text prompts in the first J layers (0: CoOp's prompts only)")
     return parse(parser, argv)
 
 
@@ -64,6 +70,11 @@ def main(argv=None):
     with quiet_stdout():
         torch.manual_seed(0)
         learner = PromptLearner(names, model, n_ctx=4).to(args.device)
+        # Deep prompts as upstream draws them: N(0, 0.02), one per layer 1..J-1.
+        deep = [torch.nn.Parameter(0.02 * torch.randn(4, model.ln_final.weight.shape[0],
+                                                      device=args.device))
+                for _ in range(max(args.deep_depth - 1, 0))]
+    layer_prompts = [None] + deep
     encoder = TextEncoder(model)
     tokenized = learner.tokenized_prompts
     _, length = encoder.end_of_text(tokenized)  # positions the truncated pass uses
@@ -71,28 +82,31 @@ def main(argv=None):
     def step(encode):
         def run():
             learner.zero_grad()
-            encode(learner(), tokenized).sum().backward()
+            for prompt in deep:
+                prompt.grad = None
+            encode(learner(), tokenized, layer_prompts).sum().backward()
         return run, len(names)
 
     results = interleaved({
         "truncated": step(encoder),
-        "full": step(lambda p, t: full_context_text_features(encoder, p, t)),
+        "full": step(lambda p, t, deep: full_context_text_features(encoder, p, t, deep)),
     }, args.reps, args.device)
     with torch.no_grad():
         prompts = learner()
-        diff = (encoder(prompts, tokenized)
-                - full_context_text_features(encoder, prompts, tokenized)).abs().max().item()
+        diff = (encoder(prompts, tokenized, layer_prompts) - full_context_text_features(
+            encoder, prompts, tokenized, layer_prompts)).abs().max().item()
 
     ms = {name: r["ms_per_image"] * len(names) for name, r in results.items()}
     print_table([[name, ms[name], r["min"] * len(names), r["max"] * len(names), r["peak_mem_mb"]]
                  for name, r in results.items()],
                 ["forward+backward", "ms", "fastest", "slowest", "peak MiB"],
                 f"{args.backbone} text tower: {len(names)} prompts, 4 context vectors, "
+                f"deep prompts in {max(args.deep_depth, 1)} layer(s), "
                 f"{length} of 77 positions used, {args.reps} repetitions, {args.device}")
     print(f"full / truncated: {ms['full'] / ms['truncated']:.2f}x; max |difference| of the "
           f"features: {diff:.2e}")
     write_json(args.json, {"truncated_ms": ms["truncated"], "full_ms": ms["full"],
-                           "max_abs_diff": diff})
+                           "max_abs_diff": diff, "deep_depth": args.deep_depth})
 
 
 if __name__ == "__main__":

@@ -34,3 +34,7 @@ def test_benchmarks_write_their_json(tmp_path):
     text = _benchmark("text_encoder", tmp_path, "--backbone", "tiny-ViT", "--classes", "8")
     assert text["truncated_ms"] > 0 and text["full_ms"] > 0
     assert text["max_abs_diff"] < 1e-5
+    deep = _benchmark("text_encoder", tmp_path, "--backbone", "tiny-ViT", "--classes", "8",
+                      "--deep-depth", "2")
+    assert deep["deep_depth"] == 2 and deep["truncated_ms"] > 0 and deep["full_ms"] > 0
+    assert deep["max_abs_diff"] < 1e-5  # deep prompts sit before the last end-of-text token
