@@ -317,21 +317,18 @@ def test_state_and_interpret_prompt_on_a_refused_checkpoint_say_so_in_one_line(t
     marker = tmp_path / "marker"
     hostile = rewritten_run(toy_run, tmp_path / "hostile",
                             lambda ckpt: ckpt.update(note=CreatesMarker(marker)))
+    # interpret_prompt reads the prompt learner's checkpoint of a run with a printed config
+    prompt_run = tmp_path / "prompt_run"
+    shutil.copytree(osp.join(hostile, "model"), prompt_run / "prompt_learner")
+    shutil.copy(osp.join(toy_run[1], "log.txt"), prompt_run / "log.txt")
     # a mid-epoch checkpoint: runs.state reads its epoch from the file
     os.rename(osp.join(hostile, "model", "model.pth.tar-1"),
               osp.join(hostile, "model", "model.pth.tar-interrupted"))
     with open(osp.join(hostile, "model", "checkpoint"), "w") as f:
         f.write("model.pth.tar-interrupted\n")
-    # interpret_prompt reads the prompt learner's checkpoint of a run with a printed config
-    shutil.copytree(osp.join(hostile, "model"), osp.join(hostile, "prompt_learner"))
-    os.rename(osp.join(hostile, "prompt_learner", "model.pth.tar-interrupted"),
-              osp.join(hostile, "prompt_learner", "model.pth.tar-1"))
-    with open(osp.join(hostile, "prompt_learner", "checkpoint"), "w") as f:
-        f.write("model.pth.tar-1\n")
-    shutil.copy(osp.join(toy_run[1], "log.txt"), osp.join(hostile, "log.txt"))
     env = {**os.environ, **NO_OPT_IN}
     for command in (["-m", "runs.state", hostile],
-                    ["-m", "tools.interpret_prompt", "--model-dir", hostile, "--load-epoch", "1"]):
+                    ["-m", "tools.interpret_prompt", "--model-dir", prompt_run, "--load-epoch", "1"]):
         proc = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -9,7 +9,7 @@ import torch
 
 import train  # noqa: F401  (registers the trainers)
 from dassl.engine import TRAINER_REGISTRY
-from runs.errors import ConfigError
+from datasets.errors import ConfigError
 from tests.helpers import make_trainer
 from trainers.prompt_trainer import PromptTuningTrainer, TrainingImages
 
