@@ -118,8 +118,9 @@ def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
                                              "TRAINER.COOP.N_CTX must be at least 4; got 3"),
     ("ProGrad", ["LOSS.T", "0.0"], "LOSS.T (the distillation temperature) must be positive"),
     ("CoOp", ["TRAINER.COOP.CTX_INIT", "True"], "True is ProGrad's setting"),
-    ("E2MIM", ["DATALOADER.TRAIN_X.BATCH_SIZE", "1"], "TRAINER.E2MIM.W_MI > 0 needs "
-                                                      "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
+    ("E2MIM", ["TRAINER.E2MIM.VIEWS", "probabilities", "DATALOADER.TRAIN_X.BATCH_SIZE", "1"],
+     "TRAINER.E2MIM.W_MI > 0 needs "
+     "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
 ])
 def test_bad_settings_are_refused_before_any_work(tiny_clip, fake_caltech, tmp_path, monkeypatch,
                                                   trainer, opts, message):
