@@ -124,8 +124,9 @@ def _caltech_args(data, checkpoint, output_dir, trainer="CoOp", *opts):
     ("MaPLe", ["TRAINER.MAPLE.CTX_INIT", "_".join(["a"] * 75)],
      "TRAINER.MAPLE.CTX_INIT has 75 words; at most 73 fit"),
     ("ProGrad", ["TRAINER.COOP.N_CTX", "80"], "TRAINER.COOP.N_CTX must be between 1 and 73"),
-    ("E2MIM", ["DATALOADER.TRAIN_X.BATCH_SIZE", "1"], "TRAINER.E2MIM.W_MI > 0 needs "
-                                                      "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
+    ("E2MIM", ["TRAINER.E2MIM.VIEWS", "probabilities", "DATALOADER.TRAIN_X.BATCH_SIZE", "1"],
+     "TRAINER.E2MIM.W_MI > 0 needs "
+     "DATALOADER.TRAIN_X.BATCH_SIZE >= 2"),
 ])
 def test_bad_settings_are_refused_before_any_work(tiny_clip, fake_caltech, tmp_path, monkeypatch,
                                                   trainer, opts, message):
