@@ -97,8 +97,14 @@ def test_base2new_bars_are_the_seed_means_with_std_error_bars(tree):
     assert_written(paths)
     ax = fig.axes[0]
     assert ax.get_title() == "caltech101"
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["ZeroshotCLIP", "CoOp", "E2MIM"]  # zero-shot, baselines, E2MIM last
+    assert ax.get_legend() is None  # one legend, beside the axes, never over the bars
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["ZeroshotCLIP", "CoOp", "E2MIM"]
+    fig.canvas.draw()
+    legend_box = legend.get_window_extent()
+    assert all(legend_box.x0 >= a.get_window_extent().x1 for a in fig.axes if a.get_visible())
+    panels = [a.get_title() for a in fig.axes if a.get_visible()]
+    assert panels[-1].startswith("average") if len(panels) > 1 else panels == ["caltech101"]
     bars = {c.get_label(): c for c in ax.containers if hasattr(c, "patches")}
     for trainer, seeds in (("CoOp", (1, 2)), ("E2MIM", (1,)), ("ZeroshotCLIP", (1,))):
         base = [log_accuracy(tree["runs"][(trainer, s)][0]) for s in seeds]
@@ -109,7 +115,17 @@ def test_base2new_bars_are_the_seed_means_with_std_error_bars(tree):
         segments = bars[trainer].errorbar.lines[2][0].get_segments()
         spans = [seg[1][1] - seg[0][1] for seg in segments]
         np.testing.assert_allclose(spans[:2], [2 * np.std(base), 2 * np.std(new)], atol=1e-9)
+    fills = [bars[t].patches[0].get_facecolor() for t in ("ZeroshotCLIP", "CoOp", "E2MIM")]
+    assert len(set(fills)) == 3  # every series its own fill
     close(fig)
+
+
+def test_thirteen_series_have_thirteen_fills_and_hatches():
+    from tools.plotting import style
+
+    looks = [style(i) for i in range(13)]
+    assert len({look["fill"] for look in looks}) == 13
+    assert len({look["hatch"] for look in looks[:8]}) == 8
 
 
 def test_fewshot_curve_and_zero_shot_marker(tree):

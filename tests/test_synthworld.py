@@ -64,7 +64,7 @@ def test_loader_classes_splits_and_base_new(tmp_path):
 
 def test_a_world_made_with_other_settings_is_refused(tmp_path):
     DATASET_REGISTRY.get("SynthWorld")(world_cfg(tmp_path))
-    with pytest.raises(ValueError, match=r"other settings .*'hue_shift': \(30.0, 10.0\)"):
+    with pytest.raises(ValueError, match=r"other settings .*'hue_shift': \(20.0, 10.0\)"):
         cfg = world_cfg(tmp_path)
         cfg.DATASET.SYNTHWORLD.HUE_SHIFT = 10.0
         DATASET_REGISTRY.get("SynthWorld")(cfg)

@@ -48,6 +48,11 @@ def plot(root, out_base):
     panels = datasets + (["average"] if len(datasets) > 1 else [])
     fig, axes = new_figure(len(panels), width=max(3.6, 0.45 * len(methods) + 2.2))
     width = 0.8 / len(methods)
+    # The axis starts 10 points below the lowest bar (rounded down to 10), not at 0, so
+    # that differences of a few points show; the label says where it starts.
+    lowest = min((r[m] - (r.get(m + "_std") or 0.0) for records in methods.values()
+                  for r in records for m in METRICS if r[m] is not None), default=0.0)
+    bottom = max(0.0, 10.0 * ((lowest - 10.0) // 10.0))
     for ax, panel in zip(axes, panels):
         for i, (method, records) in enumerate(methods.items()):
             record = next((r for r in records if r["dataset"] == panel or
@@ -63,8 +68,8 @@ def plot(root, out_base):
         ax.set_title(panel if panel != "average" else next(
             r["dataset"] for r in next(iter(methods.values())) if r["dataset"].startswith("average")))
         ax.set_xticks(range(len(METRICS)), METRICS)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)" if bottom == 0 else f"accuracy (%; axis from {bottom:.0f})")
+        ax.set_ylim(bottom, 100)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5),

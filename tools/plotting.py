@@ -18,10 +18,11 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 GRAYS = ("0.0", "0.35", "0.55", "0.75", "0.2", "0.45", "0.65", "0.85")
-# Fills of bar series: colour-blind-safe, no two alike (Paul Tol's "muted" and "bright"
-# schemes, https://personal.sron.nl/~pault/), each with its own hatch as well.
+# Fills of bar series: colour-blind-safe, no two alike (Paul Tol's "muted" scheme, then
+# four of his "vibrant" ones and a dark grey; https://personal.sron.nl/~pault/), each with
+# its own hatch as well.
 FILLS = ("#DDDDDD", "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77",
-         "#CC6677", "#882255", "#AA4499", "#EE6677", "#4477AA", "#CCBB44", "#66CCEE")
+         "#CC6677", "#882255", "#AA4499", "#EE7733", "#0077BB", "#EE3377", "#555555")
 HEADLINE = "E2MIM"
 
 
