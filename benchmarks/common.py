@@ -86,7 +86,7 @@ def full_context_text_features(text_encoder, prompts, tokenized_prompts, layer_p
     """Upstream's TextEncoder: every prompt over all 77 context positions; with
     ``layer_prompts``, the deep text prompts of IVLP, MaPLe and PromptSRC, which upstream's
     modified CLIP inserts over all 77 positions too."""
-    from trainers.deep_prompts import replace_text_context, run_blocks
+    from trainers.clip_prompting import replace_text_context, run_blocks
 
     encoder = text_encoder
     x = (prompts + encoder.positional_embedding.type(encoder.dtype)).permute(1, 0, 2)

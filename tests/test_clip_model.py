@@ -121,7 +121,7 @@ def test_unknown_model_name_lists_available():
     # OpenAI's releases, in OpenAI's order, then the model shipped with this repository.
     assert clip.available_models() == ["RN50", "RN101", "RN50x4", "RN50x16", "RN50x64",
                                        "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px",
-                                       "SynthCLIP-RN", "SynthCLIP-ViT"]
+                                       "SynthCLIP-RN", "SynthCLIP-ViT", "SynthCLIP-Cone"]
 
 
 def test_file_that_is_not_a_checkpoint_names_the_file(tmp_path):

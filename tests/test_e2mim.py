@@ -273,7 +273,7 @@ def test_inference_rules(tiny_clip, fake_caltech, rule):
     <class>." and the hand-crafted view that of Caltech101's "a photo of a <class>."."""
     from clip import clip
 
-    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.INFERENCE", rule,
+    trainer = e2mim(tiny_clip, fake_caltech, "TRAINER.E2MIM.INFERENCE", rule, *DATASET_TEMPLATE,
                     "TRAINER.E2MIM.ENSEMBLE_WEIGHT", "0.3", "TRAINER.E2MIM.CTX_INIT", "a picture of a")
     clip_model, _ = clip.load(tiny_clip["tiny-ViT"], device="cpu")
     names = trainer.dm.dataset.classnames

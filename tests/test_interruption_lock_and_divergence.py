@@ -171,8 +171,9 @@ def test_a_live_run_holds_its_folder_and_a_killed_runs_lock_is_taken_over(
 # ---------------------------------------------------------------- divergence
 def test_non_finite_loss_stops_with_where_and_keeps_the_last_good_checkpoint(
         tiny_clip, fake_caltech, tmp_path):
+    # Mixup on (off in E2MIM's defaults), so that the message lists every loss term.
     trainer = make_trainer("E2MIM", fake_caltech, tiny_clip["tiny-ViT"], *TRAIN_OPTS,
-                           output_dir=str(tmp_path / "run"))
+                           "TRAINER.E2MIM.MIXUP_PROB", "1.0", output_dir=str(tmp_path / "run"))
     compute = trainer.compute_loss
 
     def diverge_in_second_epoch(image, label):

@@ -2,7 +2,6 @@
 run tree written by real train.py runs: fake Caltech101, tiny ViT CLIP, 1 epoch."""
 import csv
 import io
-import math
 import os.path as osp
 import sys
 from collections import defaultdict
@@ -146,6 +145,8 @@ def test_fewshot_curve_and_zero_shot_marker(tree):
 def test_training_curves_read_the_epoch_averages_and_the_mi_floor(tree):
     from tools import plot_training
     from tools.plotting import close
+    from trainers.defaults import default_cfg
+    from trainers.mutual_information import INDEPENDENCE_FLOOR
 
     run = tree["runs"][("E2MIM", 1)][0]
     fig, paths = plot_training.plot([run], osp.join(tree["figures"], "training"), labels=["E2MIM"])
@@ -158,7 +159,8 @@ def test_training_curves_read_the_epoch_averages_and_the_mi_floor(tree):
     lines = {line.get_label(): line for line in panels["MI estimate"].get_lines()}
     assert list(lines["E2MIM"].get_ydata()) == [mi_average]
     floor = [label for label in lines if label.startswith("independence floor")]
-    assert lines[floor[0]].get_ydata()[0] == pytest.approx(-2 * math.log(2))  # the JSD default
+    estimator = default_cfg().TRAINER.E2MIM.ESTIMATOR  # the run's: E2MIM's default
+    assert len(floor) == 1 and lines[floor[0]].get_ydata()[0] == pytest.approx(INDEPENDENCE_FLOOR[estimator])
     close(fig)
 
 
