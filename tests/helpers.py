@@ -89,3 +89,16 @@ def make_trainer(name, data, checkpoint, *opts, shape="tiny-ViT", output_dir="",
     cfg = train.setup_cfg(args)
     set_random_seed(cfg.SEED)
     return build_trainer(cfg)
+
+
+def step_terms_and_gradients(trainer, images, label):
+    """One training step's loss terms and every registered model's gradients (no update)."""
+    trainer.set_model_mode("train")
+    trainer.epoch, trainer.batch_idx = 0, 0
+    terms = trainer.compute_loss(images, label)
+    trainer.model_zero_grad()
+    trainer.backward(terms)
+    grads = {f"{name}.{key}": param.grad.clone()
+             for name in trainer.get_model_names()
+             for key, param in trainer._models[name].named_parameters() if param.grad is not None}
+    return {name: value.detach() for name, value in terms.items()}, grads

@@ -10,7 +10,7 @@ import torch
 import train  # noqa: F401  (registers the trainers)
 from dassl.engine import TRAINER_REGISTRY
 from datasets.errors import ConfigError
-from tests.helpers import make_trainer
+from tests.helpers import make_trainer, step_terms_and_gradients
 from trainers.prompt_trainer import PromptTuningTrainer, TrainingImages
 
 DEEP = {"IVLP": ["TRAINER.IVLP.PROMPT_DEPTH_VISION", "2", "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2"],
@@ -39,19 +39,6 @@ def test_every_registered_prompt_tuning_method_is_covered():
     assert registered == {name for name, _, _ in CASES}
 
 
-def one_step(trainer, images, label):
-    """One step's loss terms and the gradients of every registered model (no update)."""
-    trainer.set_model_mode("train")
-    trainer.epoch, trainer.batch_idx = 0, 0
-    terms = trainer.compute_loss(images, label)
-    trainer.model_zero_grad()
-    trainer.backward(terms)
-    grads = {f"{name}.{key}": param.grad.clone()
-             for name in trainer.get_model_names()
-             for key, param in trainer._models[name].named_parameters() if param.grad is not None}
-    return {key: value.detach() for key, value in terms.items()}, grads
-
-
 @pytest.mark.parametrize("name, opts, frozen", CASES,
                          ids=[f"{name}{'-' + opts[1] if opts else ''}" for name, opts, _ in CASES])
 def test_the_declaration_holds_and_the_feature_cache_follows_it(tiny_clip, fake_caltech, name,
@@ -62,11 +49,11 @@ def test_the_declaration_holds_and_the_feature_cache_follows_it(tiny_clip, fake_
     label = torch.tensor([0, 1, 2, 1])
     with torch.no_grad():
         encoded = trainer.encode_images(pixels)
-    expected_terms, expected_grads = one_step(trainer, TrainingImages(pixels=pixels), label)
+    expected_terms, expected_grads = step_terms_and_gradients(trainer, TrainingImages(pixels=pixels), label)
     if not frozen:
         if "image" not in opts:  # (image-level Mixup needs the pixels themselves)
             # The declaration is needed: without the gradient of the encoding, one step differs.
-            _, grads = one_step(trainer, TrainingImages(encoded=encoded), label)
+            _, grads = step_terms_and_gradients(trainer, TrainingImages(encoded=encoded), label)
             assert any(key not in grads or not torch.equal(grads[key], value)
                        for key, value in expected_grads.items())
         with pytest.raises(ConfigError) as refused:
@@ -77,7 +64,7 @@ def test_the_declaration_holds_and_the_feature_cache_follows_it(tiny_clip, fake_
         assert "ENABLED False" in message and "TRAINER." in message
         return
 
-    terms, grads = one_step(trainer, TrainingImages(encoded=encoded), label)
+    terms, grads = step_terms_and_gradients(trainer, TrainingImages(encoded=encoded), label)
     assert terms.keys() == expected_terms.keys()
     for key in terms:
         torch.testing.assert_close(terms[key], expected_terms[key], rtol=0, atol=0)

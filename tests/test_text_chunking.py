@@ -3,24 +3,11 @@ activation checkpointing give the loss and the gradients of the plain encoder.""
 import pytest
 import torch
 
-from tests.helpers import make_trainer
+from tests.helpers import make_trainer, step_terms_and_gradients
 from trainers.clip_prompting import ClassChunkedTextEncoder, TextEncoder
 from trainers.prompt_trainer import TrainingImages
 
 CHUNKED = ("TRAIN.TEXT_ENCODER.CHUNK_CLASSES", "3", "TRAIN.TEXT_ENCODER.CHECKPOINT", "True")
-
-
-def step_terms_and_gradients(trainer, images, label):
-    """One training step's loss terms and every registered model's gradients (no update)."""
-    trainer.set_model_mode("train")
-    trainer.epoch, trainer.batch_idx = 0, 0
-    terms = trainer.compute_loss(images, label)
-    trainer.model_zero_grad()
-    trainer.backward(terms)
-    grads = {f"{name}.{key}": param.grad.clone()
-             for name in trainer.get_model_names()
-             for key, param in trainer._models[name].named_parameters() if param.grad is not None}
-    return {name: value.detach() for name, value in terms.items()}, grads
 
 
 @pytest.mark.parametrize("name,features", [("CoOp", False), ("CoCoOp", False), ("KgCoOp", False),
