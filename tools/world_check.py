@@ -38,6 +38,7 @@ from clip.model import build_model
 from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from parse_test_res import collect_base2new, harmonic_mean, load_published, published_value
+from tools.pretrain_synthclip import normalize_images
 from trainers.clip_prompting import tokenize_to_last_eot
 from trainers.defaults import extend_cfg
 from trainers.templates import template_for
@@ -46,8 +47,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 WORLD_CLIP = "SynthCLIP-Cone"
 DEMO_DATA = osp.join(REPO, "output", "demo", "data")
 DEMO_CFG = "synthworld_published"  # the demo's config: every method on its published settings
-PIXEL_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-PIXEL_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
 # The release's range for a calibrated world CLIP (docs/SYNTHWORLD.md).
 RELEASE_SCALE = 100.0
@@ -74,7 +73,7 @@ def task_dataset(root, opts=()):
 def read_images(items):
     pixels = np.stack([np.asarray(Image.open(item.impath).convert("RGB")) for item in items])
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
-    return (images - PIXEL_MEAN) / PIXEL_STD
+    return normalize_images(images)
 
 
 @torch.no_grad()
