@@ -11,7 +11,6 @@ import os.path as osp
 
 import yaml
 
-from dassl.config import UntrustedConfigError
 from trainers.defaults import default_cfg
 
 
@@ -85,12 +84,11 @@ def _merge_file(cfg, path, flag):
             raise UsageError(f"{flag} {path}: {why}")
     try:
         cfg.merge_from_file(path)
-    except UntrustedConfigError as e:  # the message names the file
-        raise UsageError(f"{flag}: {e}") from None
     except (KeyError, AssertionError) as e:
         raise UsageError(f"{flag} {path}: {_explain_key_error(cfg, e)}") from None
-    except ValueError as e:
-        raise UsageError(f"{flag} {path}: {e}") from None
+    except ValueError as e:  # our dassl's UntrustedConfigError among them: its message names
+        # the file (caught as ValueError, so that this runs on upstream Dassl too)
+        raise UsageError(f"{flag}: {e}" if path in str(e) else f"{flag} {path}: {e}") from None
 
 
 def _explain_key_error(cfg, error):
